@@ -1,0 +1,44 @@
+# Caffe FER2013 facial-expression recognizer. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+FER2013 ?= ../shared/data/fer2013.csv.gz
+DATA ?= data/fer2013
+
+.PHONY: help install install-predict caffe test lint demo
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.predict-deps: requirements-predict.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-predict.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	touch $@
+
+$(VENV)/.all-deps: requirements.txt $(VENV)/.predict-deps
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+install-predict: $(VENV)/.predict-deps ## .venv with what prediction needs (no Caffe build)
+
+caffe: $(VENV)/.all-deps ## build Caffe (CPU, pycaffe) into the cache, or reuse it; link it into .venv
+	@prefix=$$(scripts/build_caffe.sh $(abspath $(PY))) && \
+	  echo "$$prefix/src/python" > $(SITE)/fer_caffe.pth && \
+	  ln -sf "$$prefix/build/tools/caffe" $(VENV)/bin/caffe && \
+	  ln -sf "$$prefix/build/tools/compute_image_mean" $(VENV)/bin/compute_image_mean && \
+	  echo "[caffe] using $$prefix"
+
+install: caffe ## .venv with every dependency, pycaffe and the caffe tool
+
+test: install ## build or reuse Caffe, then run the test suite
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.all-deps ## ruff
+	$(VENV)/bin/ruff check .

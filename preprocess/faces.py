@@ -1,0 +1,157 @@
+"""Face detection (MTCNN) and 5-point alignment: one module for preprocessing and prediction.
+
+    detector = FaceDetector()                 # OpenCV DNN backend; backend="caffe" for pycaffe
+    faces = detector.detect(image)            # gray, BGR or BGRA uint8 -> list[Face]
+    crop = align(image, faces[0], size=48)    # similarity transform onto TEMPLATE_48
+
+FER2013 images are already 48x48 face crops; prepare_crop() pads them before detection
+(MTCNN finds far more faces that way) and returns the aligned face, or None when no face is
+found, so the caller decides what to do and counts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from preprocess import mtcnn_nets
+from preprocess.mtcnn_cascade import Cascade, normalize
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+# Where the five landmarks go in a 48x48 aligned face: the ArcFace 112x112 template scaled
+# to 48, which matches FER2013's framing (eyes at about 46% of the height from the top,
+# the mouth at 82%). It is scaled with the output size.
+TEMPLATE_48 = np.array([[16.41, 22.16], [31.51, 22.07], [24.01, 30.74],
+                        [17.81, 39.59], [30.31, 39.52]], dtype=np.float64)
+PAD_FRACTION = 0.25  # replicate-padding on each side of a face crop before detection
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box (x, y, width, height), score, and five (x, y) landmarks."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    def to_json(self) -> dict:
+        """Plain Python numbers, landmarks by name."""
+        out = asdict(self)
+        out["landmarks"] = dict(zip(LANDMARK_NAMES, (list(p) for p in self.landmarks)))
+        out["box"] = list(self.box)
+        return out
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """A gray (H, W) / (H, W, 1), BGR or BGRA uint8 image as RGB; ValueError for anything else."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image array, got {getattr(image, 'dtype', type(image).__name__)}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
+    raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """A gray, BGR or BGRA uint8 image as one gray channel (H, W)."""
+    return cv2.cvtColor(to_rgb(image), cv2.COLOR_RGB2GRAY)
+
+
+def _faces_from_rows(rows: np.ndarray, height: int, width: int, scale: float = 1.0,
+                     offset: float = 0.0) -> list[Face]:
+    """Face objects from cascade rows: boxes clipped to the image as mtcnn does, then mapped
+    back through a detection-time scale and padding offset."""
+    faces = []
+    for row in rows:
+        x1, x2 = np.clip(row[[1, 3]], 0, width - 1)
+        y1, y2 = np.clip(row[[2, 4]], 0, height - 1)
+        box = ((x1 - offset) / scale, (y1 - offset) / scale, (x2 - x1) / scale, (y2 - y1) / scale)
+        points = tuple((float((x - offset) / scale), float((y - offset) / scale))
+                       for x, y in zip(row[6:11], row[11:16]))
+        faces.append(Face(tuple(float(v) for v in box), float(row[5]), points))
+    return faces
+
+
+class FaceDetector:
+    """MTCNN with the `mtcnn` package's weights, run by OpenCV DNN ("opencv") or pycaffe ("caffe")."""
+
+    def __init__(self, backend: str = "opencv", min_face_size: float = 20,
+                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), max_side: int = 1600):
+        if min_face_size <= 0:
+            raise ValueError(f"min_face_size must be positive, got {min_face_size}")
+        runner = {"opencv": mtcnn_nets.OpenCVNet, "caffe": mtcnn_nets.CaffeNet}[backend]
+        self.cascade = Cascade(runner("pnet"), runner("rnet"), runner("onet"))
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.max_side = max_side
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Every face in one image, best score first.
+
+        Images larger than max_side are downscaled for detection (min_face_size then counts
+        in the downscaled image) and the results are mapped back to the input's pixels.
+        """
+        rgb = to_rgb(image)
+        height, width = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width, 1))
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        return self.detect_batch(rgb[None], rgb_input=True, scale=scale)[0]
+
+    def detect_batch(self, images: np.ndarray, rgb_input: bool = False, scale: float = 1.0,
+                     offset: float = 0.0) -> list[list[Face]]:
+        """Faces in each image of a batch of equally sized images (N, H, W[, C]): one
+        cascade run for the whole batch, which is what makes preprocessing fast."""
+        rgb = images if rgb_input else np.stack([to_rgb(image) for image in images])
+        if rgb.size == 0:
+            return [[] for _ in range(len(rgb))]
+        rows = self.cascade(normalize(rgb), self.min_face_size, 0.709, self.thresholds)
+        height, width = rgb.shape[1:3]
+        return [_faces_from_rows(rows[rows[:, 0] == i], height, width, scale, offset)
+                for i in range(len(rgb))]
+
+    def prepare_crops(self, crops: np.ndarray, size: int = 48) -> list[np.ndarray | None]:
+        """Aligned faces for a batch of face crops (for example FER2013's 48x48 gray images).
+
+        Each crop is replicate-padded by PAD_FRACTION of its side before detection; the
+        largest, most central face is aligned. None where no face is found.
+        """
+        pad = round(crops.shape[1] * PAD_FRACTION)
+        padded = np.stack([cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE) for crop in crops])
+        found = self.detect_batch(padded, offset=pad)
+        return [align(crop, central_face(faces, crop.shape)) if faces else None
+                for crop, faces in zip(crops, found)]
+
+
+def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face:
+    """The largest face, less a penalty for its distance from the image centre."""
+    centre = np.array([shape[1], shape[0]]) / 2
+
+    def merit(face: Face) -> float:
+        x, y, w, h = face.box
+        return w * h - 2.0 * float(np.sum((np.array([x + w / 2, y + h / 2]) - centre) ** 2))
+
+    return max(faces, key=merit)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation taking src points to dst
+    (Umeyama, 1991): a 2x3 matrix for cv2.warpAffine."""
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    u, s, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    d = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt))])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / src_c.var(axis=0).sum()
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def align(image: np.ndarray, face: Face, size: int = 48) -> np.ndarray:
+    """The face warped onto TEMPLATE_48 (scaled to size x size); same channels as image."""
+    matrix = similarity_transform(np.array(face.landmarks), TEMPLATE_48 * (size / 48.0))
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
