@@ -49,11 +49,13 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     """A gray (H, W) / (H, W, 1), BGR or BGRA uint8 image as RGB; ValueError for anything else."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image array, got {getattr(image, 'dtype', type(image).__name__)}")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
+    if image.size == 0:
+        return np.zeros(image.shape[:2] + (3,), np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
-    raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

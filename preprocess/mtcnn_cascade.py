@@ -126,8 +126,8 @@ class Cascade:
         levels = []
         for scale in pyramid_scales(height, width, min_face_size, factor):
             size = (int(width * scale), int(height * scale))
-            batch = np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
-                              for image in images]).transpose(0, 3, 1, 2)
+            batch = np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images])
+            batch = batch.reshape(count, size[1], size[0], -1).transpose(0, 3, 1, 2)
             offsets, prob = self.pnet(np.ascontiguousarray(batch))
             index, y, x = np.nonzero(prob[:, 1] > threshold)
             score = prob[index, 1, y, x]

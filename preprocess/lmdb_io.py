@@ -1,0 +1,41 @@
+"""LMDB databases of Caffe Datum records, as Caffe's Data layer reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+from preprocess import caffe_proto
+
+MAP_SIZE = 1 << 40  # address space only; the file grows with what is written
+
+
+def write_lmdb(path: Path, records: Iterable[tuple[str, np.ndarray, int]], commit_every: int = 1000) -> int:
+    """Write (key, uint8 image, label) records into a new LMDB at path; returns the count."""
+    env = lmdb.open(str(path), map_size=MAP_SIZE, subdir=True, meminit=False, map_async=True)
+    count = 0
+    txn = env.begin(write=True)
+    try:
+        for key, image, label in records:
+            txn.put(key.encode(), caffe_proto.datum(image, int(label)))
+            count += 1
+            if count % commit_every == 0:
+                txn.commit()
+                txn = env.begin(write=True)
+        txn.commit()
+    except BaseException:
+        txn.abort()
+        raise
+    finally:
+        env.sync()
+        env.close()
+    return count
+
+
+def lmdb_size(path: Path) -> int:
+    """Number of records in an LMDB."""
+    with lmdb.open(str(path), readonly=True, lock=False) as env:
+        return env.stat()["entries"]

@@ -1,0 +1,155 @@
+"""Face detection and alignment: agreement with mtcnn 1.0.0, input kinds, edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from preprocess.faces import TEMPLATE_48, FaceDetector, align, central_face, similarity_transform
+from preprocess.mtcnn_cascade import pyramid_scales
+from reference_images import lfw_face, reference_images
+
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_reference.json").read_text())["faces"]
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """IoU of two (x1, y1, x2, y2) boxes."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def xyxy(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    x, y, w, h = box
+    return x, y, x + w, y + h
+
+
+@pytest.mark.parametrize("backend", ["opencv", "caffe"])
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_agrees_with_recorded_mtcnn(name: str, backend: str) -> None:
+    detector = FaceDetector(backend=backend)
+    faces = detector.detect(cv2.cvtColor(reference_images()[name], cv2.COLOR_RGB2BGR))
+    expected = REFERENCE[name]
+    assert len(faces) == len(expected)
+    for ref in expected:
+        face = max(faces, key=lambda f: box_iou(xyxy(f.box), ref["box_xyxy"]))
+        assert box_iou(xyxy(face.box), ref["box_xyxy"]) >= 0.95
+        ref_points = np.array([ref["landmarks_x"], ref["landmarks_y"]]).T
+        assert np.abs(np.array(face.landmarks) - ref_points).max() <= 1.0
+
+
+def test_gray_bgr_and_bgra_inputs(detector: FaceDetector) -> None:
+    bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    from_bgr = detector.detect(bgr)
+    from_bgra = detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))
+    from_gray = detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    from_gray1 = detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None])
+    assert len(from_bgr) == len(from_bgra) == 1
+    assert from_bgr == from_bgra
+    assert len(from_gray) == 1 and from_gray == from_gray1
+    assert box_iou(xyxy(from_gray[0].box), xyxy(from_bgr[0].box)) > 0.8
+
+
+def test_results_are_plain_python_numbers(detector: FaceDetector) -> None:
+    face = detector.detect(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[0]
+    doc = face.to_json()
+    json.dumps(doc)  # numpy scalars would fail here
+    assert all(type(v) is float for v in doc["box"])
+    assert type(doc["score"]) is float
+    assert set(doc["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (0, 0), (0, 0, 3), (5, 400, 3), (11, 11)])
+def test_tiny_and_empty_images_have_no_faces(detector: FaceDetector, shape: tuple[int, ...]) -> None:
+    assert detector.detect(np.zeros(shape, np.uint8)) == []
+
+
+@pytest.mark.parametrize("bad", [np.zeros((10, 10), np.float32), np.zeros((10, 10, 2), np.uint8),
+                                 np.zeros((2, 10, 10, 3), np.uint8), [[0, 1], [2, 3]]])
+def test_invalid_inputs_raise_a_clear_error(detector: FaceDetector, bad: object) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        detector.detect(bad)
+
+
+def test_very_large_image_is_downscaled_and_boxes_map_back(detector: FaceDetector) -> None:
+    bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    small = detector.detect(bgr)[0]
+    large = detector.detect(cv2.resize(bgr, (4096, 4096), interpolation=cv2.INTER_CUBIC))
+    assert len(large) == 1
+    assert box_iou(xyxy(large[0].box), tuple(8 * v for v in xyxy(small.box))) > 0.9
+
+
+def test_min_face_size_is_honoured_below_20() -> None:
+    def canvas(index: int) -> np.ndarray:
+        image = np.full((120, 120), 128, np.uint8)
+        image[50:62, 50:62] = lfw_face(index, 12)  # a face of about 10 pixels
+        return image
+
+    small = FaceDetector(min_face_size=10)
+    default = FaceDetector()
+    assert sum(len(small.detect(canvas(i))) for i in range(4)) >= 3
+    assert sum(len(default.detect(canvas(i))) for i in range(4)) == 0
+
+
+def test_pyramid_covers_min_face_size_down_to_the_image() -> None:
+    scales = pyramid_scales(100, 200, min_face_size=10, factor=0.709)
+    assert scales[0] == pytest.approx(1.2)
+    assert np.allclose(np.diff(np.log(scales)), np.log(0.709))
+    assert 100 * scales[-1] >= 12 > 100 * scales[-1] * 0.709
+    assert pyramid_scales(11, 500, min_face_size=20, factor=0.709) == []
+
+
+def test_faces_and_non_faces_from_lfw(detector: FaceDetector) -> None:
+    faces = np.stack([lfw_face(i, 48) for i in range(100)])
+    non_faces = np.stack([lfw_face(i, 48) for i in range(100, 200)])
+    found = sum(crop is not None for crop in detector.prepare_crops(faces))
+    false = sum(crop is not None for crop in detector.prepare_crops(non_faces))
+    assert found >= 90
+    assert false <= 5
+
+
+def test_prepare_crops_returns_none_without_a_face(detector: FaceDetector) -> None:
+    crops = np.stack([np.full((48, 48), 90, np.uint8), lfw_face(3, 48)])
+    blank, face = detector.prepare_crops(crops)
+    assert blank is None
+    assert face.shape == (48, 48) and face.dtype == np.uint8
+
+
+def test_alignment_puts_landmarks_on_the_template(detector: FaceDetector) -> None:
+    bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    face = detector.detect(bgr)[0]
+    for size in (48, 64):
+        matrix = similarity_transform(np.array(face.landmarks), TEMPLATE_48 * size / 48)
+        mapped = np.hstack([np.array(face.landmarks), np.ones((5, 1))]) @ matrix.T
+        assert np.abs(mapped - TEMPLATE_48 * size / 48).max() < 0.1 * size  # a similarity fits 5 points closely
+        crop = align(bgr, face, size)
+        assert crop.shape == (size, size, 3) and crop.dtype == np.uint8
+    assert align(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), face).shape == (48, 48)
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    angle, scale, shift = np.deg2rad(17), 1.7, np.array([5.0, -3.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = np.random.default_rng(0).uniform(0, 50, (5, 2))
+    matrix = similarity_transform(src, src @ rotation.T + shift)
+    assert np.allclose(matrix, np.hstack([rotation, shift[:, None]]))
+
+
+def test_central_face_prefers_large_and_central() -> None:
+    from preprocess.faces import Face
+
+    points = ((0.0, 0.0),) * 5
+    corner = Face((0.0, 0.0, 30.0, 30.0), 0.99, points)
+    centre = Face((30.0, 30.0, 28.0, 28.0), 0.9, points)
+    assert central_face([corner, centre], (88, 88)) == centre
