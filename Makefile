@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo
+.PHONY: help install install-predict caffe test lint demo preprocess
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,3 +42,6 @@ test: install ## build or reuse Caffe, then run the test suite
 
 lint: $(VENV)/.all-deps ## ruff
 	$(VENV)/bin/ruff check .
+
+preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=path/to/fer2013.csv[.gz], DATA=out dir)
+	$(PY) -m preprocess $(FER2013) --out $(DATA) $(ARGS)

@@ -108,8 +108,12 @@ def crop_and_resize(images: np.ndarray, rows: np.ndarray, size: int) -> np.ndarr
     fy = (ys - np.floor(ys))[:, :, None, None]
     fx = (xs - np.floor(xs))[:, None, :, None]
     index = rows[:, 0].astype(int)[:, None, None]
-    top = images[index, y0[:, :, None], x0[:, None, :]] * (1 - fx) + images[index, y0[:, :, None], x1[:, None, :]] * fx
-    bottom = images[index, y1[:, :, None], x0[:, None, :]] * (1 - fx) + images[index, y1[:, :, None], x1[:, None, :]] * fx
+
+    def row(y: np.ndarray) -> np.ndarray:  # one bilinear row blend, along x
+        left, right = images[index, y[:, :, None], x0[:, None, :]], images[index, y[:, :, None], x1[:, None, :]]
+        return left + (right - left) * fx
+
+    top, bottom = row(y0), row(y1)
     patches = np.where(valid[..., None], top + (bottom - top) * fy, 0.0)
     return np.ascontiguousarray(patches.transpose(0, 3, 1, 2), dtype=np.float32)
 

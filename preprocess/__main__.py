@@ -1,0 +1,73 @@
+"""python -m preprocess FER2013_CSV [--out DIR]: everything training needs from the Kaggle file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from preprocess.build import DataError, Settings, build
+from preprocess.fer_csv import NotFer2013Error
+
+EPILOG = """\
+steps: read and validate the csv (bad rows are reported with their line number and skipped),
+write images/<split>/<label>/<row>.png, detect and align every face with MTCNN (a face not
+found keeps the plain image, and is counted), write aligned/..., one LMDB per split
+(train_lmdb shuffled with --seed, val_lmdb = PublicTest and test_lmdb = PrivateTest in csv
+order), mean.binaryproto + mean.npy of the training faces, index.csv (every LMDB key, its csv
+row, label, whether a face was found) and manifest.json (checksums, counts, timings).
+
+The output is built beside --out and renamed into place when complete; a rerun with the
+same input and settings does nothing unless --force. Exit status: 0 done or up to date,
+2 bad input, 130 interrupted.
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m preprocess", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", type=Path, help="the Kaggle fer2013.csv, plain or .csv.gz")
+    parser.add_argument("--out", type=Path, default=Path("data/fer2013"), help="output folder (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=48, help="side of the aligned faces in pixels (default: %(default)s)")
+    parser.add_argument("--no-align", dest="align", action="store_false",
+                        help="skip detection and alignment: LMDBs of the plain images (for ablations)")
+    parser.add_argument("--no-images", dest="images", action="store_false",
+                        help="do not write the PNG folders images/ and aligned/ (faster, smaller)")
+    parser.add_argument("--min-face", type=float, default=20.0,
+                        help="MTCNN's smallest face, in pixels of the padded 72x72 crop (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the training-set shuffle (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for detection (default: %(default)s)")
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the output is up to date")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.csv.is_file():
+        print(f"error: {args.csv}: no such file (expected the Kaggle fer2013.csv or .csv.gz)", file=sys.stderr)
+        return 2
+    settings = Settings(size=args.size, align=args.align, seed=args.seed, images=args.images,
+                        min_face_size=args.min_face)
+    try:
+        manifest = build(args.csv, args.out, settings, workers=args.workers, strict=args.strict, force=args.force)
+    except (NotFer2013Error, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: nothing was written to {args.out}", file=sys.stderr)
+        return 130
+    if manifest is None:
+        print(f"{args.out} is up to date with {args.csv} and these settings (use --force to rebuild)")
+        return 0
+    summary = {key: manifest[key] for key in ("counts", "faces")}
+    summary["bad_rows"] = manifest["bad_rows"]["count"]
+    summary["total_s"] = manifest["timings"]["total_s"]
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

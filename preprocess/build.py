@@ -1,0 +1,257 @@
+"""FER2013 csv -> images -> aligned faces -> one LMDB per split -> training mean.
+
+Everything is built in a temporary folder beside the destination and renamed into place
+only when complete, so training never sees a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from preprocess import caffe_proto
+from preprocess.fer_csv import CLASSES, SIDE, SPLITS, BadRow, Row, file_sha256, read_rows
+from preprocess.lmdb_io import write_lmdb
+
+FORMAT_VERSION = 1
+CHUNK = 64  # faces per detection batch: one MTCNN cascade run each
+
+
+class DataError(Exception):
+    """Bad input rows under --strict."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines the output; a rerun with equal settings and input is a no-op."""
+
+    size: int = 48
+    align: bool = True
+    seed: int = 1
+    images: bool = True
+    min_face_size: float = 20.0
+
+
+@dataclass
+class Split:
+    """One split's rows, in csv order."""
+
+    name: str
+    rows: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+
+
+def read_csv(csv: Path, strict: bool) -> tuple[dict[str, Split], list[BadRow], str]:
+    """All valid rows by split, the bad rows, and the sha256 of the csv text."""
+    rows, reader = read_rows(csv)
+    splits = {name: Split(name) for name in SPLITS.values()}
+    bad: list[BadRow] = []
+    for row in tqdm(rows, desc="read csv", unit=" rows", total=None, file=sys.stderr):
+        if isinstance(row, BadRow):
+            if strict:
+                raise DataError(f"{csv}: line {row.line}: {row.reason}")
+            bad.append(row)
+            if len(bad) <= 20:
+                tqdm.write(f"{csv}: line {row.line}: {row.reason} (row skipped)", file=sys.stderr)
+            continue
+        split = splits[row.split]
+        split.rows.append(row.index)
+        split.labels.append(row.label)
+        split.images.append(row.image)
+    if len(bad) > 20:
+        tqdm.write(f"... {len(bad) - 20} more bad rows, all listed in manifest.json", file=sys.stderr)
+    return splits, bad, reader.sha256.hexdigest()
+
+
+_detector = None
+
+
+def _init_worker(min_face_size: float) -> None:
+    """Per worker process: one thread for OpenCV, one detector."""
+    global _detector
+    from preprocess.faces import FaceDetector
+
+    cv2.setNumThreads(1)
+    _detector = FaceDetector(min_face_size=min_face_size)
+
+
+def _align_chunk(args: tuple[np.ndarray, int]) -> list[np.ndarray | None]:
+    crops, size = args
+    return _detector.prepare_crops(crops, size)
+
+
+def align_faces(images: np.ndarray, settings: Settings, workers: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned faces (N, size, size) and whether a face was found, for (N, 48, 48) crops.
+
+    A crop without a face becomes the plain crop resized to the output size."""
+    chunks = [(images[i:i + CHUNK], settings.size) for i in range(0, len(images), CHUNK)]
+    bar = tqdm(total=len(images), desc=desc, unit=" faces", file=sys.stderr)
+    if workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (settings.min_face_size,))
+        results = pool.imap(_align_chunk, chunks)
+    else:
+        pool = None
+        _init_worker(settings.min_face_size)
+        results = map(_align_chunk, chunks)
+    aligned, found = [], []
+    try:
+        for (crops, _), faces in zip(chunks, results):
+            for crop, face in zip(crops, faces):
+                found.append(face is not None)
+                aligned.append(face if face is not None else cv2.resize(crop, (settings.size, settings.size),
+                                                                        interpolation=cv2.INTER_LINEAR))
+            bar.update(len(crops))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return np.stack(aligned), np.array(found, dtype=bool)
+
+
+def write_pngs(root: Path, split: str, rows: list[int], labels: list[int], images: np.ndarray) -> None:
+    """images/<split>/<label>/<row>.png, the layout users browse."""
+    for label in set(labels):
+        (root / split / str(label)).mkdir(parents=True, exist_ok=True)
+    for row, label, image in tqdm(list(zip(rows, labels, images)), desc=f"write {root.name}/{split}",
+                                  unit=" png", file=sys.stderr, leave=False):
+        cv2.imwrite(str(root / split / str(label) / f"{row}.png"), image)
+
+
+def lmdb_order(split: Split, seed: int) -> np.ndarray:
+    """Positions in which records are written: shuffled for train (fixed seed), csv order else."""
+    order = np.arange(len(split.rows))
+    if split.name == "train":
+        np.random.default_rng(seed).shuffle(order)
+    return order
+
+
+def records(split: Split, faces: np.ndarray, order: np.ndarray) -> Iterator[tuple[str, np.ndarray, int]]:
+    """(key, image, label); keys sort in write order and end with the csv row they came from."""
+    for position, i in enumerate(order):
+        yield f"{position:08d}_{split.rows[i]:05d}", faces[i], split.labels[i]
+
+
+def training_mean(faces: np.ndarray) -> np.ndarray:
+    """(1, H, W) float32 mean, computed as Caffe's compute_image_mean does (float sums)."""
+    total = faces.astype(np.float32).sum(axis=0, dtype=np.float32)  # exact: sums stay below 2**24
+    return (total / np.float32(len(faces)))[None].astype(np.float32)
+
+
+def train_duplicates(splits: dict[str, Split]) -> dict[str, np.ndarray]:
+    """For val and test: whether each image is a pixel copy of a training image."""
+    seen = {image.tobytes() for image in splits["train"].images}
+    return {name: np.array([image.tobytes() in seen for image in split.images], dtype=bool)
+            for name, split in splits.items() if name != "train"}
+
+
+def up_to_date(out: Path, fingerprint: dict) -> bool:
+    """True when out holds a complete build of the same input and settings."""
+    manifest = out / "manifest.json"
+    if not manifest.exists():
+        return False
+    return json.loads(manifest.read_text()).get("fingerprint") == fingerprint
+
+
+def build(csv: Path, out: Path, settings: Settings, workers: int = 2, strict: bool = False,
+          force: bool = False) -> dict | None:
+    """Run the whole preprocessing; the manifest, or None when out is already up to date."""
+    started = time.time()
+    fingerprint = {"format": FORMAT_VERSION, "input_file_sha256": file_sha256(csv), **settings.__dict__}
+    if not force and up_to_date(out, fingerprint):
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        manifest = _build_into(tmp, csv, settings, workers, strict, fingerprint, started)
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_into(tmp: Path, csv: Path, settings: Settings, workers: int, strict: bool,
+                fingerprint: dict, started: float) -> dict:
+    timings = {}
+    splits, bad, csv_sha256 = read_csv(csv, strict)
+    timings["read_csv_s"] = round(time.time() - started, 1)
+    duplicates = train_duplicates(splits)
+    counts, found_counts, index_lines = {}, {}, ["split,key,row,label,face_found,copy_of_train"]
+    for name, split in splits.items():
+        if not split.rows:
+            continue
+        images = np.stack(split.images)
+        if settings.images:
+            write_pngs(tmp / "images", name, split.rows, split.labels, images)
+        start = time.time()
+        if settings.align:
+            faces, found = align_faces(images, settings, workers, desc=f"align {name}")
+        else:
+            faces = np.stack([cv2.resize(im, (settings.size, settings.size)) for im in images])
+            found = np.zeros(len(images), dtype=bool)
+        timings[f"align_{name}_s"] = round(time.time() - start, 1)
+        if settings.images:
+            write_pngs(tmp / "aligned", name, split.rows, split.labels, faces)
+        order = lmdb_order(split, settings.seed)
+        start = time.time()
+        write_lmdb(tmp / f"{name}_lmdb", tqdm(records(split, faces, order), total=len(order),
+                                              desc=f"lmdb {name}", unit=" records", file=sys.stderr))
+        timings[f"lmdb_{name}_s"] = round(time.time() - start, 1)
+        copies = duplicates.get(name, np.zeros(len(order), dtype=bool))
+        for key, i in ((f"{p:08d}_{split.rows[i]:05d}", i) for p, i in enumerate(order)):
+            index_lines.append(f"{name},{key},{split.rows[i]},{split.labels[i]},{int(found[i])},{int(copies[i])}")
+        if name == "train":
+            mean = training_mean(faces)
+            (tmp / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(mean))
+            np.save(tmp / "mean.npy", mean)
+        label_counts = Counter(split.labels)
+        counts[name] = {"total": len(split.rows), **{CLASSES[c]: label_counts.get(c, 0) for c in range(len(CLASSES))}}
+        found_counts[name] = {"found": int(found.sum()), "not_found": int((~found).sum()),
+                              "copies_of_train": int(copies.sum())}
+    if "train" not in counts:
+        raise DataError(f"{csv}: no valid Training rows, so there is nothing to train on or take a mean of")
+    (tmp / "index.csv").write_text("\n".join(index_lines) + "\n")
+    manifest = {
+        "fingerprint": fingerprint,
+        "input": {"path": str(csv.resolve()), "file_sha256": fingerprint["input_file_sha256"],
+                  "csv_sha256": csv_sha256},
+        "settings": {**settings.__dict__, "workers": workers, "template": "preprocess.faces.TEMPLATE_48",
+                     "lmdb_key": "<position:08d>_<csv row:05d>", "train_shuffle_seed": settings.seed},
+        "classes": list(CLASSES),
+        "counts": counts,
+        "faces": found_counts,
+        "bad_rows": {"count": len(bad), "rows": [{"line": b.line, "reason": b.reason} for b in bad]},
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
+                     "format": FORMAT_VERSION},
+        "outputs": {p.name: _size(p) for p in sorted(tmp.iterdir())},
+        "timings": {**timings, "total_s": round(time.time() - started, 1)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _size(path: Path) -> int:
+    """Bytes in a file or folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

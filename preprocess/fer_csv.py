@@ -1,0 +1,129 @@
+"""Stream and validate the Kaggle FER2013 csv (plain or gzip), row by row."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HEADER = "emotion,pixels,Usage"
+SIDE = 48
+CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+
+
+class NotFer2013Error(Exception):
+    """The file is not a FER2013 csv at all (wrong header, binary, empty, unreadable)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One valid csv row: its data-row index (0-based, header excluded), label, split, image."""
+
+    index: int
+    label: int
+    split: str
+    image: np.ndarray  # (48, 48) uint8
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that failed validation: its line number in the file (header = line 1) and why."""
+
+    line: int
+    reason: str
+
+
+class HashingReader(io.RawIOBase):
+    """A readable stream that hashes every byte passing through it."""
+
+    def __init__(self, raw: io.BufferedIOBase):
+        self.raw, self.sha256 = raw, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        data = self.raw.read(len(buffer))
+        self.sha256.update(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, decompressed when it starts with gzip's magic number."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def parse_row(fields: list[str], line: int) -> tuple[int, str, np.ndarray] | BadRow:
+    """Validate one split csv line; the parsed (label, split, image) or a BadRow."""
+    if len(fields) != 3:
+        return BadRow(line, f"expected 3 comma-separated fields, found {len(fields)}")
+    label_text, pixel_text, usage = fields
+    if not label_text.strip().isdigit() or not 0 <= int(label_text) <= 6:
+        return BadRow(line, f"emotion must be an integer 0-6, found {label_text[:20]!r}")
+    if usage.strip() not in SPLITS:
+        return BadRow(line, f"Usage must be one of {', '.join(SPLITS)}, found {usage[:20]!r}")
+    tokens = pixel_text.split()
+    if len(tokens) != SIDE * SIDE:
+        return BadRow(line, f"pixels must be {SIDE * SIDE} integers, found {len(tokens)} values")
+    try:
+        values = np.array(tokens, dtype=np.int32)
+    except ValueError:
+        return BadRow(line, "pixels must be integers 0-255, found a non-integer value")
+    if values.min() < 0 or values.max() > 255:
+        return BadRow(line, f"pixels must be integers 0-255, found {values.min()}..{values.max()}")
+    return int(label_text), SPLITS[usage.strip()], values.astype(np.uint8).reshape(SIDE, SIDE)
+
+
+def read_rows(path: Path) -> tuple[Iterator[Row | BadRow], HashingReader]:
+    """Rows of a FER2013 csv, validated one at a time, and the reader whose sha256 covers the
+    csv text (uncompressed) once the rows are consumed. Raises NotFer2013Error at once for
+    a file that is not a FER2013 csv."""
+    try:
+        reader = HashingReader(open_binary(path))
+        text = io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8", newline="")
+        header = text.readline()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise NotFer2013Error(f"{path}: cannot read: {error}") from error
+    except UnicodeDecodeError as error:
+        raise NotFer2013Error(f"{path}: line 1: not a text csv (binary data)") from error
+    if not header:
+        raise NotFer2013Error(f"{path}: the file is empty; expected a FER2013 csv with header {HEADER!r}")
+    if header.lstrip("\ufeff").strip() != HEADER:
+        raise NotFer2013Error(f"{path}: line 1: expected the header {HEADER!r}, found {header.strip()[:60]!r}")
+
+    def rows() -> Iterator[Row | BadRow]:
+        index, line_number = 0, 1
+        try:
+            for line_number, line in enumerate(text, start=2):
+                if not line.strip():
+                    continue
+                parsed = parse_row(line.rstrip("\r\n").split(","), line_number)
+                if isinstance(parsed, BadRow):
+                    yield parsed
+                else:
+                    yield Row(index, *parsed)
+                index += 1
+        except UnicodeDecodeError as error:
+            raise NotFer2013Error(f"{path}: line {line_number}: not a text csv (binary data)") from error
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            raise NotFer2013Error(f"{path}: cannot read past line {line_number}: {error}") from error
+
+    return rows(), reader
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of the file's bytes as stored (compressed if it is a .gz)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
