@@ -1,0 +1,50 @@
+"""python -m train: train a net of prototxt/ on the preprocessed FER2013 LMDBs with Caffe."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from train.run import TrainError, train
+
+EPILOG = """\
+The run folder RUNS/RUN holds the exact solver.prototxt and train_val.prototxt used (data
+paths, max_iter, stepvalue at 60%% and 85%%, test_iter covering the validation set exactly,
+all computed from the LMDB sizes and --epochs), deploy.prototxt, caffe.log, snapshots/ and
+run.json. Ctrl-C (or kill) makes Caffe write a snapshot and stop; the same command resumes
+from the newest .solverstate. Long runs: nohup make train ... > train.log 2>&1 &
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--net", default="fer_reference", help="a folder of prototxt/ (default: %(default)s)")
+    parser.add_argument("--epochs", type=float, default=150, help="epochs of training (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=Path("data/fer2013"),
+                        help="preprocessed dataset folder (default: %(default)s)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
+    parser.add_argument("--run", help="run name (default: <net>-e<epochs>)")
+    parser.add_argument("--caffe", default=str(Path(sys.executable).parent / "caffe"),
+                        help="the caffe tool (default: the one make install links into .venv/bin)")
+    args = parser.parse_args(argv)
+    if not shutil.which(args.caffe):
+        print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
+        return 2
+    run = args.run or f"{args.net}-e{args.epochs:g}"
+    try:
+        info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe)
+    except TrainError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    final = info.get("final", {})
+    print(f"{args.runs / run}: {info.get('status')} at iteration {final.get('iteration')}, "
+          f"val accuracy {final.get('val_accuracy')}, best {final.get('best_val_accuracy')} "
+          f"at iteration {final.get('best_val_iteration')}")
+    return {"done": 0, "stopped": 130}.get(info.get("status"), 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

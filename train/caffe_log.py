@@ -1,0 +1,62 @@
+"""Read Caffe's training log: loss, learning rate, test outputs and timing per iteration."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_TIME = re.compile(r"^[IWEF](\d{8} \d\d:\d\d:\d\d\.\d+)")
+_TRAIN = re.compile(r"Iteration (\d+) \(.*?\), loss = ([-\d.e+naif]+)")
+_LR = re.compile(r"Iteration (\d+), lr = ([-\d.e+]+)")
+_TESTING = re.compile(r"Iteration (\d+), Testing net")
+_TEST_OUT = re.compile(r"Test net output #\d+: (\w+) = ([-\d.e+naif]+)")
+_SNAPSHOT = re.compile(r"Snapshotting solver state to binary proto file (\S+)")
+
+
+@dataclass
+class CaffeLog:
+    """What a Caffe log says so far; feed() it lines as they come."""
+
+    train: list[tuple[int, float]] = field(default_factory=list)        # (iteration, loss)
+    lr: list[tuple[int, float]] = field(default_factory=list)           # (iteration, learning rate)
+    test: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (iteration, outputs)
+    times: list[tuple[int, datetime]] = field(default_factory=list)     # (iteration, log time)
+    snapshots: list[str] = field(default_factory=list)
+    done: bool = False
+    _testing: int | None = None
+
+    def feed(self, line: str) -> None:
+        """Take one log line."""
+        if match := _TRAIN.search(line):
+            iteration = int(match[1])
+            self.train.append((iteration, float(match[2])))
+            if stamp := _TIME.match(line):
+                self.times.append((iteration, datetime.strptime(stamp[1], "%Y%m%d %H:%M:%S.%f")))
+        elif match := _LR.search(line):
+            self.lr.append((int(match[1]), float(match[2])))
+        elif match := _TESTING.search(line):
+            self._testing = int(match[1])
+            self.test.append((self._testing, {}))
+        elif (match := _TEST_OUT.search(line)) and self._testing is not None:
+            self.test[-1][1][match[1]] = float(match[2])
+        elif match := _SNAPSHOT.search(line):
+            self.snapshots.append(match[1])
+        elif "Optimization Done." in line:
+            self.done = True
+
+    def iterations_per_second(self) -> float | None:
+        """Training speed over the last few displays (test passes excluded as far as possible)."""
+        if len(self.times) < 2:
+            return None
+        (i0, t0), (i1, t1) = self.times[max(0, len(self.times) - 5)], self.times[-1]
+        seconds = (t1 - t0).total_seconds()
+        return (i1 - i0) / seconds if seconds > 0 and i1 > i0 else None
+
+
+def parse(text: str) -> CaffeLog:
+    """A whole log at once."""
+    log = CaffeLog()
+    for line in text.splitlines():
+        log.feed(line)
+    return log

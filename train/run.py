@@ -1,0 +1,223 @@
+"""One training run: runs/<run>/ with the exact solver and net used, Caffe's log, snapshots
+and run.json; resumes from the newest .solverstate when started again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from google.protobuf import text_format
+from tqdm import tqdm
+
+from preprocess.lmdb_io import lmdb_size
+from train.caffe_log import CaffeLog, parse
+from train.schedule import Schedule, exact_test_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOTXT = ROOT / "prototxt"
+
+
+class TrainError(Exception):
+    """A run that cannot start: missing data, unknown net, a run of another net."""
+
+
+def caffe_pb2():
+    """Caffe's protobuf messages (from the pycaffe build)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    from caffe.proto import caffe_pb2 as pb2
+
+    return pb2
+
+
+def check_data(data: Path) -> dict:
+    """The preprocessing manifest of a complete dataset folder, or TrainError saying what is missing."""
+    manifest = data / "manifest.json"
+    missing = [p.name for p in (manifest, data / "train_lmdb", data / "val_lmdb", data / "mean.binaryproto")
+               if not p.exists()]
+    if missing:
+        raise TrainError(f"{data} is not a complete preprocessed dataset (missing: {', '.join(missing)}); "
+                         "run 'make preprocess FER2013=path/to/fer2013.csv' first")
+    return json.loads(manifest.read_text())
+
+
+def net_dir(net: str) -> Path:
+    """prototxt/<net>/, which must hold train_val.prototxt, deploy.prototxt and solver.prototxt."""
+    folder = PROTOTXT / net
+    needed = ("train_val.prototxt", "deploy.prototxt", "solver.prototxt")
+    if not all((folder / name).exists() for name in needed):
+        nets = sorted(p.name for p in PROTOTXT.iterdir() if (p / "train_val.prototxt").exists())
+        raise TrainError(f"unknown net {net!r}: prototxt/{net}/ needs {', '.join(needed)}; nets: {', '.join(nets)}")
+    return folder
+
+
+def write_net(source: Path, target: Path, data: Path, test_batch: int) -> int:
+    """train_val.prototxt with the data paths of this dataset and the exact TEST batch;
+    returns the TRAIN batch size."""
+    pb2 = caffe_pb2()
+    net = text_format.Parse(source.read_text(), pb2.NetParameter())
+    train_batch = 0
+    for layer in net.layer:
+        if layer.type != "Data":
+            continue
+        phase = layer.include[0].phase if layer.include else pb2.TRAIN
+        layer.data_param.source = str((data / Path(layer.data_param.source).name).resolve())
+        if layer.transform_param.mean_file:
+            layer.transform_param.mean_file = str((data / "mean.binaryproto").resolve())
+        if phase == pb2.TEST:
+            layer.data_param.batch_size = test_batch
+        else:
+            train_batch = layer.data_param.batch_size
+    target.write_text(text_format.MessageToString(net))
+    return train_batch
+
+
+def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, prefix: Path) -> None:
+    """solver.prototxt with the values that follow from the data and this run's paths."""
+    pb2 = caffe_pb2()
+    solver = text_format.Parse(source.read_text(), pb2.SolverParameter())
+    solver.net = str(net)
+    solver.max_iter = schedule.max_iter
+    del solver.stepvalue[:]
+    solver.stepvalue.extend(schedule.stepvalues)
+    del solver.test_iter[:]
+    solver.test_iter.append(schedule.test_iter)
+    solver.test_interval = schedule.epoch_iters
+    solver.snapshot = schedule.snapshot
+    solver.snapshot_prefix = str(prefix)
+    target.write_text(text_format.MessageToString(solver))
+
+
+def newest_state(snapshots: Path) -> tuple[Path, int] | None:
+    """The .solverstate with the highest iteration, and that iteration."""
+    states = [(int(m[1]), p) for p in snapshots.glob("*_iter_*.solverstate")
+              if (m := re.search(r"_iter_(\d+)\.solverstate$", p.name))]
+    if not states:
+        return None
+    iteration, path = max(states)
+    return path, iteration
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str) -> dict:
+    """Start or resume one run; returns its run.json."""
+    folder = net_dir(net)
+    manifest = check_data(data)
+    run_dir = runs / run
+    info_path = run_dir / "run.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if info and info.get("net") != net:
+        raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
+    val_size = lmdb_size(data / "val_lmdb")
+    snapshots = run_dir / "snapshots"
+    snapshots.mkdir(parents=True, exist_ok=True)
+    train_batch = write_net(folder / "train_val.prototxt", run_dir / "train_val.prototxt", data,
+                            exact_test_batch(val_size))
+    schedule = Schedule(epochs=epochs, batch_size=train_batch, train_size=lmdb_size(data / "train_lmdb"),
+                        val_size=val_size, test_batch=exact_test_batch(val_size))
+    write_solver(folder / "solver.prototxt", run_dir / "solver.prototxt", run_dir / "train_val.prototxt",
+                 schedule, snapshots / net)
+    shutil.copy(folder / "deploy.prototxt", run_dir / "deploy.prototxt")
+    resume = newest_state(snapshots)
+    command = [caffe, "train", f"-solver={run_dir / 'solver.prototxt'}", "-sigint_effect=stop",
+               "-sighup_effect=snapshot"]
+    if resume:
+        if resume[1] >= schedule.max_iter:
+            print(f"{run_dir}: already trained to iteration {resume[1]} of {schedule.max_iter}", file=sys.stderr)
+            return info
+        command.append(f"-snapshot={resume[0]}")
+        print(f"resuming {run_dir} from iteration {resume[1]} ({resume[0].name})", file=sys.stderr)
+    info.update({
+        "net": net, "run": run, "command": " ".join(command),
+        "data": {"dir": str(data.resolve()), "manifest_sha256": file_sha256(data / "manifest.json"),
+                 "csv_sha256": manifest.get("input", {}).get("csv_sha256")},
+        "schedule": {**asdict(schedule), "epoch_iters": schedule.epoch_iters, "max_iter": schedule.max_iter,
+                     "stepvalues": schedule.stepvalues, "test_iter": schedule.test_iter,
+                     "snapshot": schedule.snapshot},
+        "versions": {"python": platform.python_version(), "caffe": caffe_version(caffe)},
+        "started": info.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        "status": "running",
+    })
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    status, log = run_caffe(command, run_dir / "caffe.log", schedule, resume[1] if resume else 0)
+    whole = parse((run_dir / "caffe.log").read_text())
+    tests = [(i, out["accuracy"]) for i, out in whole.test if "accuracy" in out]
+    info.update({
+        "status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "final": {"iteration": whole.train[-1][0] if whole.train else 0,
+                  "epoch": round(whole.train[-1][0] / schedule.epoch_iters, 2) if whole.train else 0,
+                  "train_loss": whole.train[-1][1] if whole.train else None,
+                  "val_accuracy": tests[-1][1] if tests else None,
+                  "best_val_accuracy": max(a for _, a in tests) if tests else None,
+                  "best_val_iteration": max(tests, key=lambda t: t[1])[0] if tests else None,
+                  "images_per_second": round((log.iterations_per_second() or 0) * schedule.batch_size, 1)},
+    })
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def caffe_version(caffe: str) -> str:
+    result = subprocess.run([caffe, "--version"], capture_output=True, text=True)
+    return (result.stdout or result.stderr).strip().splitlines()[-1] if result.returncode == 0 else "unknown"
+
+
+def run_caffe(command: list[str], log_path: Path, schedule: Schedule, start: int) -> tuple[str, CaffeLog]:
+    """Run caffe train, appending its log to log_path and showing progress; on Ctrl-C or
+    SIGTERM ask Caffe to snapshot and stop. Returns ("done" | "stopped" | "failed", log)."""
+    env = {**os.environ, "GLOG_logtostderr": "1", "GLOG_minloglevel": "0"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
+    log = CaffeLog()
+    bar = tqdm(total=schedule.max_iter, initial=start, unit="it", file=sys.stderr, dynamic_ncols=True)
+    stopping = False
+    try:
+        with open(log_path, "a") as out:
+            while True:
+                try:
+                    line = process.stderr.readline()
+                except KeyboardInterrupt:  # Caffe got the same SIGINT: it snapshots and stops
+                    stopping = True
+                    continue
+                if not line:
+                    break
+                out.write(line)
+                log.feed(line)
+                _show(bar, log, schedule)
+        code = process.wait()
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    if code != 0:
+        print(f"caffe failed (exit {code}); see {log_path}", file=sys.stderr)
+        return "failed", log
+    if not log.done or stopping:
+        print(f"stopped; snapshot in {log_path.parent / 'snapshots'}; run the same command to resume",
+              file=sys.stderr)
+        return "stopped", log
+    return "done", log
+
+
+def _show(bar: tqdm, log: CaffeLog, schedule: Schedule) -> None:
+    """Update the progress bar from what the log says so far."""
+    if not log.train:
+        return
+    iteration, loss = log.train[-1]
+    bar.update(max(0, iteration - bar.n))
+    speed = log.iterations_per_second()
+    accuracy = next((out["accuracy"] for _, out in reversed(log.test) if "accuracy" in out), None)
+    bar.set_postfix_str(
+        f"epoch {iteration / schedule.epoch_iters:.1f} loss {loss:.3f} lr {log.lr[-1][1] if log.lr else 0:g} "
+        f"val {accuracy if accuracy is not None else float('nan'):.3f} "
+        f"{(speed or 0) * schedule.batch_size:.0f} img/s", refresh=False)
