@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo preprocess
+.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,13 @@ caffe: $(VENV)/.all-deps ## build Caffe (CPU, pycaffe) into the cache, or reuse 
 
 install: caffe ## .venv with every dependency, pycaffe and the caffe tool
 
+demo: install-predict ## the main job: predict on a sample photo with the shipped model -> out/demo.png
+	$(PY) -m predict.demo
+
+predict: install-predict ## predict on IMG=path (an image, a folder or a video); ARGS="..." for options
+	@test -n "$(IMG)" || { echo "usage: make predict IMG=path/to/photo.jpg [ARGS='--top-k 2']"; exit 2; }
+	$(PY) -m predict $(IMG) $(ARGS)
+
 test: install ## build or reuse Caffe, then run the test suite
 	$(PY) -m pytest -q
 
@@ -45,3 +52,14 @@ lint: $(VENV)/.all-deps ## ruff
 
 preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=path/to/fer2013.csv[.gz], DATA=out dir)
 	$(PY) -m preprocess $(FER2013) --out $(DATA) $(ARGS)
+
+NET ?= fer_reference
+EPOCHS ?= 150
+RUNS ?= runs
+RUN ?= $(NET)-e$(EPOCHS)
+
+train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes
+	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(ARGS)
+
+evaluate: install ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
+	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)

@@ -25,17 +25,35 @@ same input and settings does nothing unless --force. Exit status: 0 done or up t
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m preprocess", description=__doc__, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m preprocess",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("csv", type=Path, help="the Kaggle fer2013.csv, plain or .csv.gz")
     parser.add_argument("--out", type=Path, default=Path("data/fer2013"), help="output folder (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=48, help="side of the aligned faces in pixels (default: %(default)s)")
-    parser.add_argument("--no-align", dest="align", action="store_false",
-                        help="skip detection and alignment: LMDBs of the plain images (for ablations)")
-    parser.add_argument("--no-images", dest="images", action="store_false",
-                        help="do not write the PNG folders images/ and aligned/ (faster, smaller)")
-    parser.add_argument("--min-face", type=float, default=20.0,
-                        help="MTCNN's smallest face, in pixels of the padded 72x72 crop (default: %(default)s)")
+    parser.add_argument(
+        "--size", type=int, default=48, help="side of the aligned faces in pixels (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-align",
+        dest="align",
+        action="store_false",
+        help="skip detection and alignment: LMDBs of the plain images (for ablations)",
+    )
+    parser.add_argument(
+        "--no-images",
+        dest="images",
+        action="store_false",
+        help="do not write the PNG folders images/ and aligned/ (faster, smaller)",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=float,
+        default=20.0,
+        help="MTCNN's smallest face, in pixels of the padded 72x72 crop (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the training-set shuffle (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="processes for detection (default: %(default)s)")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
@@ -48,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.csv.is_file():
         print(f"error: {args.csv}: no such file (expected the Kaggle fer2013.csv or .csv.gz)", file=sys.stderr)
         return 2
-    settings = Settings(size=args.size, align=args.align, seed=args.seed, images=args.images,
-                        min_face_size=args.min_face)
+    settings = Settings(
+        size=args.size, align=args.align, seed=args.seed, images=args.images, min_face_size=args.min_face
+    )
     try:
         manifest = build(args.csv, args.out, settings, workers=args.workers, strict=args.strict, force=args.force)
     except (NotFer2013Error, DataError) as error:

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from preprocess import caffe_proto
-from preprocess.fer_csv import CLASSES, SIDE, SPLITS, BadRow, Row, file_sha256, read_rows
+from preprocess.fer_csv import CLASSES, SPLITS, BadRow, file_sha256, read_rows
 from preprocess.lmdb_io import write_lmdb
 
 FORMAT_VERSION = 1
@@ -98,7 +98,7 @@ def align_faces(images: np.ndarray, settings: Settings, workers: int, desc: str)
     """Aligned faces (N, size, size) and whether a face was found, for (N, 48, 48) crops.
 
     A crop without a face becomes the plain crop resized to the output size."""
-    chunks = [(images[i:i + CHUNK], settings.size) for i in range(0, len(images), CHUNK)]
+    chunks = [(images[i : i + CHUNK], settings.size) for i in range(0, len(images), CHUNK)]
     bar = tqdm(total=len(images), desc=desc, unit=" faces", file=sys.stderr)
     if workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (settings.min_face_size,))
@@ -112,8 +112,11 @@ def align_faces(images: np.ndarray, settings: Settings, workers: int, desc: str)
         for (crops, _), faces in zip(chunks, results):
             for crop, face in zip(crops, faces):
                 found.append(face is not None)
-                aligned.append(face if face is not None else cv2.resize(crop, (settings.size, settings.size),
-                                                                        interpolation=cv2.INTER_LINEAR))
+                aligned.append(
+                    face
+                    if face is not None
+                    else cv2.resize(crop, (settings.size, settings.size), interpolation=cv2.INTER_LINEAR)
+                )
             bar.update(len(crops))
     finally:
         bar.close()
@@ -126,8 +129,9 @@ def write_pngs(root: Path, split: str, rows: list[int], labels: list[int], image
     """images/<split>/<label>/<row>.png, the layout users browse."""
     for label in set(labels):
         (root / split / str(label)).mkdir(parents=True, exist_ok=True)
-    for row, label, image in tqdm(list(zip(rows, labels, images)), desc=f"write {root.name}/{split}",
-                                  unit=" png", file=sys.stderr, leave=False):
+    for row, label, image in tqdm(
+        list(zip(rows, labels, images)), desc=f"write {root.name}/{split}", unit=" png", file=sys.stderr, leave=False
+    ):
         cv2.imwrite(str(root / split / str(label) / f"{row}.png"), image)
 
 
@@ -154,8 +158,11 @@ def training_mean(faces: np.ndarray) -> np.ndarray:
 def train_duplicates(splits: dict[str, Split]) -> dict[str, np.ndarray]:
     """For val and test: whether each image is a pixel copy of a training image."""
     seen = {image.tobytes() for image in splits["train"].images}
-    return {name: np.array([image.tobytes() in seen for image in split.images], dtype=bool)
-            for name, split in splits.items() if name != "train"}
+    return {
+        name: np.array([image.tobytes() in seen for image in split.images], dtype=bool)
+        for name, split in splits.items()
+        if name != "train"
+    }
 
 
 def up_to_date(out: Path, fingerprint: dict) -> bool:
@@ -166,8 +173,9 @@ def up_to_date(out: Path, fingerprint: dict) -> bool:
     return json.loads(manifest.read_text()).get("fingerprint") == fingerprint
 
 
-def build(csv: Path, out: Path, settings: Settings, workers: int = 2, strict: bool = False,
-          force: bool = False) -> dict | None:
+def build(
+    csv: Path, out: Path, settings: Settings, workers: int = 2, strict: bool = False, force: bool = False
+) -> dict | None:
     """Run the whole preprocessing; the manifest, or None when out is already up to date."""
     started = time.time()
     fingerprint = {"format": FORMAT_VERSION, "input_file_sha256": file_sha256(csv), **settings.__dict__}
@@ -189,8 +197,9 @@ def build(csv: Path, out: Path, settings: Settings, workers: int = 2, strict: bo
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build_into(tmp: Path, csv: Path, settings: Settings, workers: int, strict: bool,
-                fingerprint: dict, started: float) -> dict:
+def _build_into(
+    tmp: Path, csv: Path, settings: Settings, workers: int, strict: bool, fingerprint: dict, started: float
+) -> dict:
     timings = {}
     splits, bad, csv_sha256 = read_csv(csv, strict)
     timings["read_csv_s"] = round(time.time() - started, 1)
@@ -213,8 +222,10 @@ def _build_into(tmp: Path, csv: Path, settings: Settings, workers: int, strict: 
             write_pngs(tmp / "aligned", name, split.rows, split.labels, faces)
         order = lmdb_order(split, settings.seed)
         start = time.time()
-        write_lmdb(tmp / f"{name}_lmdb", tqdm(records(split, faces, order), total=len(order),
-                                              desc=f"lmdb {name}", unit=" records", file=sys.stderr))
+        write_lmdb(
+            tmp / f"{name}_lmdb",
+            tqdm(records(split, faces, order), total=len(order), desc=f"lmdb {name}", unit=" records", file=sys.stderr),
+        )
         timings[f"lmdb_{name}_s"] = round(time.time() - start, 1)
         copies = duplicates.get(name, np.zeros(len(order), dtype=bool))
         for key, i in ((f"{p:08d}_{split.rows[i]:05d}", i) for p, i in enumerate(order)):
@@ -225,23 +236,38 @@ def _build_into(tmp: Path, csv: Path, settings: Settings, workers: int, strict: 
             np.save(tmp / "mean.npy", mean)
         label_counts = Counter(split.labels)
         counts[name] = {"total": len(split.rows), **{CLASSES[c]: label_counts.get(c, 0) for c in range(len(CLASSES))}}
-        found_counts[name] = {"found": int(found.sum()), "not_found": int((~found).sum()),
-                              "copies_of_train": int(copies.sum())}
+        found_counts[name] = {
+            "found": int(found.sum()),
+            "not_found": int((~found).sum()),
+            "copies_of_train": int(copies.sum()),
+        }
     if "train" not in counts:
         raise DataError(f"{csv}: no valid Training rows, so there is nothing to train on or take a mean of")
     (tmp / "index.csv").write_text("\n".join(index_lines) + "\n")
     manifest = {
         "fingerprint": fingerprint,
-        "input": {"path": str(csv.resolve()), "file_sha256": fingerprint["input_file_sha256"],
-                  "csv_sha256": csv_sha256},
-        "settings": {**settings.__dict__, "workers": workers, "template": "preprocess.faces.TEMPLATE_48",
-                     "lmdb_key": "<position:08d>_<csv row:05d>", "train_shuffle_seed": settings.seed},
+        "input": {
+            "path": str(csv.resolve()),
+            "file_sha256": fingerprint["input_file_sha256"],
+            "csv_sha256": csv_sha256,
+        },
+        "settings": {
+            **settings.__dict__,
+            "workers": workers,
+            "template": "preprocess.faces.TEMPLATE_48",
+            "lmdb_key": "<position:08d>_<csv row:05d>",
+            "train_shuffle_seed": settings.seed,
+        },
         "classes": list(CLASSES),
         "counts": counts,
         "faces": found_counts,
         "bad_rows": {"count": len(bad), "rows": [{"line": b.line, "reason": b.reason} for b in bad]},
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-                     "format": FORMAT_VERSION},
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+            "format": FORMAT_VERSION,
+        },
         "outputs": {p.name: _size(p) for p in sorted(tmp.iterdir())},
         "timings": {**timings, "total_s": round(time.time() - started, 1)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

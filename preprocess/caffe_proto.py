@@ -1,4 +1,4 @@
-"""Caffe's protobuf records (Datum, BlobProto, a weights-only NetParameter) written without Caffe.
+"""Caffe's protobuf records (Datum, BlobProto, a weights-only NetParameter) without Caffe.
 
 Field numbers and wire types are those of Caffe's src/caffe/proto/caffe.proto; fields are
 written in field-number order, as protobuf's C++ serializer does, so the bytes equal what
@@ -46,8 +46,13 @@ def datum(image: np.ndarray, label: int) -> bytes:
         raise ValueError(f"a Datum holds uint8 pixels, got {image.dtype}")
     chw = image.reshape((1,) * (3 - image.ndim) + image.shape)
     channels, height, width = chw.shape
-    return (_int(1, channels) + _int(2, height) + _int(3, width)
-            + _bytes(4, np.ascontiguousarray(chw).tobytes()) + _int(5, label))
+    return (
+        _int(1, channels)
+        + _int(2, height)
+        + _int(3, width)
+        + _bytes(4, np.ascontiguousarray(chw).tobytes())
+        + _int(5, label)
+    )
 
 
 def blob_proto(array: np.ndarray) -> bytes:
@@ -56,8 +61,7 @@ def blob_proto(array: np.ndarray) -> bytes:
     This is the form Caffe's compute_image_mean writes and transform_param.mean_file reads.
     """
     channels, height, width = array.shape
-    return (_int(1, 1) + _int(2, channels) + _int(3, height) + _int(4, width)
-            + _floats(5, array.reshape(-1)))
+    return _int(1, 1) + _int(2, channels) + _int(3, height) + _int(4, width) + _floats(5, array.reshape(-1))
 
 
 def _shaped_blob(array: np.ndarray) -> bytes:
@@ -73,3 +77,34 @@ def net_weights(name: str, layers: dict[str, tuple[str, list[np.ndarray]]]) -> b
         layer += b"".join(_bytes(7, _shaped_blob(blob)) for blob in blobs)
         body += _bytes(100, layer)
     return body
+
+
+def read_datum(data: bytes) -> tuple[np.ndarray, int]:
+    """The (channels, height, width) uint8 image and label of a serialized Datum."""
+    fields: dict[int, int | bytes] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == _VARINT:
+            fields[field], pos = _read_varint(data, pos)
+        elif wire_type == _BYTES:
+            size, pos = _read_varint(data, pos)
+            fields[field], pos = data[pos : pos + size], pos + size
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire_type} in a Datum")
+    if 4 not in fields:
+        raise ValueError("a Datum without uint8 data (float_data or encoded images are not supported)")
+    shape = (fields.get(1, 1), fields.get(2, 1), fields.get(3, 1))
+    return np.frombuffer(fields[4], np.uint8).reshape(shape), int(fields.get(5, 0))
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos

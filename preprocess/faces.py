@@ -24,8 +24,9 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 # Where the five landmarks go in a 48x48 aligned face: the ArcFace 112x112 template scaled
 # to 48, which matches FER2013's framing (eyes at about 46% of the height from the top,
 # the mouth at 82%). It is scaled with the output size.
-TEMPLATE_48 = np.array([[16.41, 22.16], [31.51, 22.07], [24.01, 30.74],
-                        [17.81, 39.59], [30.31, 39.52]], dtype=np.float64)
+TEMPLATE_48 = np.array(
+    [[16.41, 22.16], [31.51, 22.07], [24.01, 30.74], [17.81, 39.59], [30.31, 39.52]], dtype=np.float64
+)
 PAD_FRACTION = 0.25  # replicate-padding on each side of a face crop before detection
 
 
@@ -63,8 +64,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(to_rgb(image), cv2.COLOR_RGB2GRAY)
 
 
-def _faces_from_rows(rows: np.ndarray, height: int, width: int, scale: float = 1.0,
-                     offset: float = 0.0) -> list[Face]:
+def _faces_from_rows(rows: np.ndarray, height: int, width: int, scale: float = 1.0, offset: float = 0.0) -> list[Face]:
     """Face objects from cascade rows: boxes clipped to the image as mtcnn does, then mapped
     back through a detection-time scale and padding offset."""
     faces = []
@@ -72,8 +72,9 @@ def _faces_from_rows(rows: np.ndarray, height: int, width: int, scale: float = 1
         x1, x2 = np.clip(row[[1, 3]], 0, width - 1)
         y1, y2 = np.clip(row[[2, 4]], 0, height - 1)
         box = ((x1 - offset) / scale, (y1 - offset) / scale, (x2 - x1) / scale, (y2 - y1) / scale)
-        points = tuple((float((x - offset) / scale), float((y - offset) / scale))
-                       for x, y in zip(row[6:11], row[11:16]))
+        points = tuple(
+            (float((x - offset) / scale), float((y - offset) / scale)) for x, y in zip(row[6:11], row[11:16])
+        )
         faces.append(Face(tuple(float(v) for v in box), float(row[5]), points))
     return faces
 
@@ -81,8 +82,13 @@ def _faces_from_rows(rows: np.ndarray, height: int, width: int, scale: float = 1
 class FaceDetector:
     """MTCNN with the `mtcnn` package's weights, run by OpenCV DNN ("opencv") or pycaffe ("caffe")."""
 
-    def __init__(self, backend: str = "opencv", min_face_size: float = 20,
-                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), max_side: int = 1600):
+    def __init__(
+        self,
+        backend: str = "opencv",
+        min_face_size: float = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
+        max_side: int = 1600,
+    ):
         if min_face_size <= 0:
             raise ValueError(f"min_face_size must be positive, got {min_face_size}")
         runner = {"opencv": mtcnn_nets.OpenCVNet, "caffe": mtcnn_nets.CaffeNet}[backend]
@@ -104,8 +110,9 @@ class FaceDetector:
             rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         return self.detect_batch(rgb[None], rgb_input=True, scale=scale)[0]
 
-    def detect_batch(self, images: np.ndarray, rgb_input: bool = False, scale: float = 1.0,
-                     offset: float = 0.0) -> list[list[Face]]:
+    def detect_batch(
+        self, images: np.ndarray, rgb_input: bool = False, scale: float = 1.0, offset: float = 0.0
+    ) -> list[list[Face]]:
         """Faces in each image of a batch of equally sized images (N, H, W[, C]): one
         cascade run for the whole batch, which is what makes preprocessing fast."""
         rgb = images if rgb_input else np.stack([to_rgb(image) for image in images])
@@ -113,8 +120,7 @@ class FaceDetector:
             return [[] for _ in range(len(rgb))]
         rows = self.cascade(normalize(rgb), self.min_face_size, 0.709, self.thresholds)
         height, width = rgb.shape[1:3]
-        return [_faces_from_rows(rows[rows[:, 0] == i], height, width, scale, offset)
-                for i in range(len(rgb))]
+        return [_faces_from_rows(rows[rows[:, 0] == i], height, width, scale, offset) for i in range(len(rgb))]
 
     def prepare_crops(self, crops: np.ndarray, size: int = 48) -> list[np.ndarray | None]:
         """Aligned faces for a batch of face crops (for example FER2013's 48x48 gray images).
@@ -125,8 +131,7 @@ class FaceDetector:
         pad = round(crops.shape[1] * PAD_FRACTION)
         padded = np.stack([cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE) for crop in crops])
         found = self.detect_batch(padded, offset=pad)
-        return [align(crop, central_face(faces, crop.shape)) if faces else None
-                for crop, faces in zip(crops, found)]
+        return [align(crop, central_face(faces, crop.shape)) if faces else None for crop, faces in zip(crops, found)]
 
 
 def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face:

@@ -51,7 +51,7 @@ class HashingReader(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:
         data = self.raw.read(len(buffer))
         self.sha256.update(data)
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 

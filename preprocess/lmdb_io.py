@@ -39,3 +39,15 @@ def lmdb_size(path: Path) -> int:
     """Number of records in an LMDB."""
     with lmdb.open(str(path), readonly=True, lock=False) as env:
         return env.stat()["entries"]
+
+
+def read_lmdb(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """All records in key order: keys, images (N, C, H, W) uint8, labels (N,)."""
+    keys, images, labels = [], [], []
+    with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
+        for key, value in txn.cursor():
+            image, label = caffe_proto.read_datum(value)
+            keys.append(key.decode())
+            images.append(image)
+            labels.append(label)
+    return keys, np.stack(images) if images else np.zeros((0, 1, 0, 0), np.uint8), np.array(labels, dtype=np.int64)

@@ -63,8 +63,11 @@ def nms(rows: np.ndarray, threshold: float, method: str = "union", sort: bool = 
     """Apply iou_suppressed to each image's rows (column 0 is the image index)."""
     if sort:
         rows = rows[np.argsort(rows[:, 5])[::-1]]
-    kept = [group[iou_suppressed(group[:, 1:5], threshold, method)]
-            for image in np.unique(rows[:, 0]) for group in [rows[rows[:, 0] == image]]]
+    kept = [
+        group[iou_suppressed(group[:, 1:5], threshold, method)]
+        for image in np.unique(rows[:, 0])
+        for group in [rows[rows[:, 0] == image]]
+    ]
     return np.concatenate(kept) if kept else rows[:0]
 
 
@@ -138,9 +141,17 @@ class Cascade:
             reg = offsets[index, :, y, x]
             # mtcnn's cell spans [2x + 1, 2x + 12]: width 11, regressed before rescaling.
             left, top, side = x * STRIDE + 1, y * STRIDE + 1, CELL - 1
-            rows = np.stack([index, left + reg[:, 0] * side, top + reg[:, 1] * side,
-                             left + side + reg[:, 2] * side, top + side + reg[:, 3] * side,
-                             score], axis=1)
+            rows = np.stack(
+                [
+                    index,
+                    left + reg[:, 0] * side,
+                    top + reg[:, 1] * side,
+                    left + side + reg[:, 2] * side,
+                    top + side + reg[:, 3] * side,
+                    score,
+                ],
+                axis=1,
+            )
             rows[:, 1:5] /= scale
             levels.append(nms(rows, 0.5))
         if not levels:
@@ -163,14 +174,20 @@ class Cascade:
         offsets, points, prob = self.onet(crop_and_resize(images, rows, 48))
         width = rows[:, 3:4] - rows[:, 1:2] + 1
         height = rows[:, 4:5] - rows[:, 2:3] + 1
-        points = np.concatenate([width * points[:, :5] + rows[:, 1:2] - 1,
-                                 height * points[:, 5:] + rows[:, 2:3] - 1], axis=1)
+        points = np.concatenate(
+            [width * points[:, :5] + rows[:, 1:2] - 1, height * points[:, 5:] + rows[:, 2:3] - 1], axis=1
+        )
         rows = np.concatenate([regress(rows, offsets), points], axis=1)
         rows[:, 5] = prob[:, 1]
         return nms(rows[rows[:, 5] > threshold], 0.7, method="min")
 
-    def __call__(self, images: np.ndarray, min_face_size: float = 20, factor: float = 0.709,
-                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)) -> np.ndarray:
+    def __call__(
+        self,
+        images: np.ndarray,
+        min_face_size: float = 20,
+        factor: float = 0.709,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
+    ) -> np.ndarray:
         """All faces in a (N, H, W, 3) normalized batch as rows of 16 columns."""
         rows = self.proposals(images, min_face_size, factor, thresholds[0])
         rows = self.refine(images, rows, thresholds[1])

@@ -23,10 +23,22 @@ PROTOTXT_DIR = Path(__file__).resolve().parent.parent / "prototxt" / "mtcnn"
 # Layers that carry weights, in the order the mtcnn package stores them, and each net's outputs.
 LAYERS = {
     "pnet": ["conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "conv4-1", "conv4-2"],
-    "rnet": ["conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "fc4", "prelu4",
-             "fc5-1", "fc5-2"],
-    "onet": ["conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "conv4", "prelu4",
-             "fc5", "prelu5", "fc6-1", "fc6-2", "fc6-3"],
+    "rnet": ["conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "fc4", "prelu4", "fc5-1", "fc5-2"],
+    "onet": [
+        "conv1",
+        "prelu1",
+        "conv2",
+        "prelu2",
+        "conv3",
+        "prelu3",
+        "conv4",
+        "prelu4",
+        "fc5",
+        "prelu5",
+        "fc6-1",
+        "fc6-2",
+        "fc6-3",
+    ],
 }
 # The first dense layer of R- and O-Net reads a (channels, 3, 3) map that TensorFlow flattened
 # in (width, height, channel) order after a permute; Caffe flattens (channel, height, width).
@@ -42,8 +54,10 @@ def weights_dir() -> Path:
     """Folder of the `mtcnn` package's weight files, found without importing the package."""
     spec = importlib.util.find_spec("mtcnn")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the 'mtcnn' package is not installed: run 'make install' "
-                           "(it is installed with --no-deps, for its weight files only)")
+        raise RuntimeError(
+            "the 'mtcnn' package is not installed: run 'make install' "
+            "(it is installed with --no-deps, for its weight files only)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "assets" / "weights"
 
 
@@ -72,8 +86,10 @@ def caffe_weights(net: str) -> dict[str, list[np.ndarray]]:
 def caffemodel(net: str) -> bytes:
     """One net's weights as the bytes of a .caffemodel file."""
     kinds = {"conv": "Convolution", "prelu": "PReLU", "fc": "InnerProduct"}
-    layers = {name: (next(v for k, v in kinds.items() if name.startswith(k)), blobs)
-              for name, blobs in caffe_weights(net).items()}
+    layers = {
+        name: (next(v for k, v in kinds.items() if name.startswith(k)), blobs)
+        for name, blobs in caffe_weights(net).items()
+    }
     return caffe_proto.net_weights(net, layers)
 
 
@@ -82,8 +98,9 @@ class OpenCVNet:
 
     def __init__(self, net: str):
         prototxt = (PROTOTXT_DIR / f"{net}.prototxt").read_bytes()
-        self._net = cv2.dnn.readNetFromCaffe(np.frombuffer(prototxt, np.uint8),
-                                             np.frombuffer(caffemodel(net), np.uint8))
+        self._net = cv2.dnn.readNetFromCaffe(
+            np.frombuffer(prototxt, np.uint8), np.frombuffer(caffemodel(net), np.uint8)
+        )
         self._outputs = OUTPUTS[net]
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -22,7 +22,7 @@ def synthetic_images(count: int, size: int = 8, seed: int = 0) -> tuple[np.ndarr
     labels = rng.integers(0, 2, count)
     images = rng.integers(0, 60, (count, size, size)).astype(np.uint8)
     for image, label in zip(images, labels):
-        image[:, (size // 2) * label:(size // 2) * (label + 1)] += 150
+        image[:, (size // 2) * label : (size // 2) * (label + 1)] += 150
     return images, labels
 
 

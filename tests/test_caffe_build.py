@@ -59,8 +59,9 @@ def test_pycaffe_imports_and_is_a_cpu_only_build(caffe_tool: str) -> None:
 
 def test_caffe_tool_trains_and_resumes_from_a_snapshot(tmp_path: Path, synthetic_lmdb: Path, caffe_tool: str) -> None:
     solver = write_tiny(tmp_path, synthetic_lmdb, max_iter=40)
-    first = subprocess.run([caffe_tool, "train", f"-solver={solver}"], capture_output=True, text=True, check=True,
-                           env=LOGGING)
+    first = subprocess.run(
+        [caffe_tool, "train", f"-solver={solver}"], capture_output=True, text=True, check=True, env=LOGGING
+    )
     losses = [float(v) for v in re.findall(r"Iteration \d+ .*?loss = ([\d.e+-]+)", first.stderr)]
     assert len(losses) >= 30
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
@@ -70,8 +71,13 @@ def test_caffe_tool_trains_and_resumes_from_a_snapshot(tmp_path: Path, synthetic
     # Resume from iteration 20 with a longer schedule: Caffe restores the iteration count.
     solver.write_text(solver.read_text().replace("max_iter: 40", "max_iter: 50"))
     snapshot = tmp_path / "snap_iter_20.solverstate"
-    resumed = subprocess.run([caffe_tool, "train", f"-solver={solver}", f"-snapshot={snapshot}"],
-                             capture_output=True, text=True, check=True, env=LOGGING)
+    resumed = subprocess.run(
+        [caffe_tool, "train", f"-solver={solver}", f"-snapshot={snapshot}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=LOGGING,
+    )
     iterations = [int(v) for v in re.findall(r"Iteration (\d+) \(.*\), loss", resumed.stderr)]
     assert "Resuming from" in resumed.stderr
     assert iterations[0] == 20

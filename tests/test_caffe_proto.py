@@ -14,8 +14,9 @@ from preprocess import caffe_proto
 def test_datum_matches_caffe_pb2(shape: tuple[int, ...], label: int) -> None:
     image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     chw = image.reshape((1,) * (3 - image.ndim) + image.shape)
-    expected = caffe_pb2.Datum(channels=chw.shape[0], height=chw.shape[1], width=chw.shape[2],
-                               data=chw.tobytes(), label=label)
+    expected = caffe_pb2.Datum(
+        channels=chw.shape[0], height=chw.shape[1], width=chw.shape[2], data=chw.tobytes(), label=label
+    )
     assert caffe_proto.datum(image, label) == expected.SerializeToString()
 
 

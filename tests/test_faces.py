@@ -75,8 +75,15 @@ def test_tiny_and_empty_images_have_no_faces(detector: FaceDetector, shape: tupl
     assert detector.detect(np.zeros(shape, np.uint8)) == []
 
 
-@pytest.mark.parametrize("bad", [np.zeros((10, 10), np.float32), np.zeros((10, 10, 2), np.uint8),
-                                 np.zeros((2, 10, 10, 3), np.uint8), [[0, 1], [2, 3]]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((10, 10), np.float32),
+        np.zeros((10, 10, 2), np.uint8),
+        np.zeros((2, 10, 10, 3), np.uint8),
+        [[0, 1], [2, 3]],
+    ],
+)
 def test_invalid_inputs_raise_a_clear_error(detector: FaceDetector, bad: object) -> None:
     with pytest.raises(ValueError, match="expected"):
         detector.detect(bad)

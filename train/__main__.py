@@ -19,16 +19,21 @@ from the newest .solverstate. Long runs: nohup make train ... > train.log 2>&1 &
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m train", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--net", default="fer_reference", help="a folder of prototxt/ (default: %(default)s)")
     parser.add_argument("--epochs", type=float, default=150, help="epochs of training (default: %(default)s)")
-    parser.add_argument("--data", type=Path, default=Path("data/fer2013"),
-                        help="preprocessed dataset folder (default: %(default)s)")
+    parser.add_argument(
+        "--data", type=Path, default=Path("data/fer2013"), help="preprocessed dataset folder (default: %(default)s)"
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     parser.add_argument("--run", help="run name (default: <net>-e<epochs>)")
-    parser.add_argument("--caffe", default=str(Path(sys.executable).parent / "caffe"),
-                        help="the caffe tool (default: the one make install links into .venv/bin)")
+    parser.add_argument(
+        "--caffe",
+        default=str(Path(sys.executable).parent / "caffe"),
+        help="the caffe tool (default: the one make install links into .venv/bin)",
+    )
     args = parser.parse_args(argv)
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
@@ -40,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     final = info.get("final", {})
-    print(f"{args.runs / run}: {info.get('status')} at iteration {final.get('iteration')}, "
-          f"val accuracy {final.get('val_accuracy')}, best {final.get('best_val_accuracy')} "
-          f"at iteration {final.get('best_val_iteration')}")
+    print(
+        f"{args.runs / run}: {info.get('status')} at iteration {final.get('iteration')}, "
+        f"val accuracy {final.get('val_accuracy')}, best {final.get('best_val_accuracy')} "
+        f"at iteration {final.get('best_val_iteration')}"
+    )
     return {"done": 0, "stopped": 130}.get(info.get("status"), 1)
 
 

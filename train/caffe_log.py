@@ -18,12 +18,13 @@ _SNAPSHOT = re.compile(r"Snapshotting solver state to binary proto file (\S+)")
 class CaffeLog:
     """What a Caffe log says so far; feed() it lines as they come."""
 
-    train: list[tuple[int, float]] = field(default_factory=list)        # (iteration, loss)
-    lr: list[tuple[int, float]] = field(default_factory=list)           # (iteration, learning rate)
+    train: list[tuple[int, float]] = field(default_factory=list)  # (iteration, loss)
+    lr: list[tuple[int, float]] = field(default_factory=list)  # (iteration, learning rate)
     test: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (iteration, outputs)
-    times: list[tuple[int, datetime]] = field(default_factory=list)     # (iteration, log time)
+    times: list[tuple[int, datetime]] = field(default_factory=list)  # (iteration, log time)
     snapshots: list[str] = field(default_factory=list)
     done: bool = False
+    stopped_early: bool = False
     _testing: int | None = None
 
     def feed(self, line: str) -> None:
@@ -42,8 +43,15 @@ class CaffeLog:
             self.test[-1][1][match[1]] = float(match[2])
         elif match := _SNAPSHOT.search(line):
             self.snapshots.append(match[1])
+        elif "Optimization stopped early." in line:
+            self.stopped_early = True
         elif "Optimization Done." in line:
             self.done = True
+
+    def last_iteration(self) -> int:
+        """The furthest iteration the log shows, counting snapshots (which outlive displays)."""
+        snapped = [int(m[1]) for path in self.snapshots if (m := re.search(r"_iter_(\d+)\.solverstate", path))]
+        return max([i for i, _ in self.train] + snapped + [0])
 
     def iterations_per_second(self) -> float | None:
         """Training speed over the last few displays (test passes excluded as far as possible)."""

@@ -42,11 +42,14 @@ def caffe_pb2():
 def check_data(data: Path) -> dict:
     """The preprocessing manifest of a complete dataset folder, or TrainError saying what is missing."""
     manifest = data / "manifest.json"
-    missing = [p.name for p in (manifest, data / "train_lmdb", data / "val_lmdb", data / "mean.binaryproto")
-               if not p.exists()]
+    missing = [
+        p.name for p in (manifest, data / "train_lmdb", data / "val_lmdb", data / "mean.binaryproto") if not p.exists()
+    ]
     if missing:
-        raise TrainError(f"{data} is not a complete preprocessed dataset (missing: {', '.join(missing)}); "
-                         "run 'make preprocess FER2013=path/to/fer2013.csv' first")
+        raise TrainError(
+            f"{data} is not a complete preprocessed dataset (missing: {', '.join(missing)}); "
+            "run 'make preprocess FER2013=path/to/fer2013.csv' first"
+        )
     return json.loads(manifest.read_text())
 
 
@@ -99,8 +102,11 @@ def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, pref
 
 def newest_state(snapshots: Path) -> tuple[Path, int] | None:
     """The .solverstate with the highest iteration, and that iteration."""
-    states = [(int(m[1]), p) for p in snapshots.glob("*_iter_*.solverstate")
-              if (m := re.search(r"_iter_(\d+)\.solverstate$", p.name))]
+    states = [
+        (int(m[1]), p)
+        for p in snapshots.glob("*_iter_*.solverstate")
+        if (m := re.search(r"_iter_(\d+)\.solverstate$", p.name))
+    ]
     if not states:
         return None
     iteration, path = max(states)
@@ -123,47 +129,80 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str)
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
-    train_batch = write_net(folder / "train_val.prototxt", run_dir / "train_val.prototxt", data,
-                            exact_test_batch(val_size))
-    schedule = Schedule(epochs=epochs, batch_size=train_batch, train_size=lmdb_size(data / "train_lmdb"),
-                        val_size=val_size, test_batch=exact_test_batch(val_size))
-    write_solver(folder / "solver.prototxt", run_dir / "solver.prototxt", run_dir / "train_val.prototxt",
-                 schedule, snapshots / net)
+    train_batch = write_net(
+        folder / "train_val.prototxt", run_dir / "train_val.prototxt", data, exact_test_batch(val_size)
+    )
+    schedule = Schedule(
+        epochs=epochs,
+        batch_size=train_batch,
+        train_size=lmdb_size(data / "train_lmdb"),
+        val_size=val_size,
+        test_batch=exact_test_batch(val_size),
+    )
+    write_solver(
+        folder / "solver.prototxt",
+        run_dir / "solver.prototxt",
+        run_dir / "train_val.prototxt",
+        schedule,
+        snapshots / net,
+    )
     shutil.copy(folder / "deploy.prototxt", run_dir / "deploy.prototxt")
     resume = newest_state(snapshots)
-    command = [caffe, "train", f"-solver={run_dir / 'solver.prototxt'}", "-sigint_effect=stop",
-               "-sighup_effect=snapshot"]
+    command = [
+        caffe,
+        "train",
+        f"-solver={run_dir / 'solver.prototxt'}",
+        "-sigint_effect=stop",
+        "-sighup_effect=snapshot",
+    ]
     if resume:
         if resume[1] >= schedule.max_iter:
             print(f"{run_dir}: already trained to iteration {resume[1]} of {schedule.max_iter}", file=sys.stderr)
             return info
         command.append(f"-snapshot={resume[0]}")
         print(f"resuming {run_dir} from iteration {resume[1]} ({resume[0].name})", file=sys.stderr)
-    info.update({
-        "net": net, "run": run, "command": " ".join(command),
-        "data": {"dir": str(data.resolve()), "manifest_sha256": file_sha256(data / "manifest.json"),
-                 "csv_sha256": manifest.get("input", {}).get("csv_sha256")},
-        "schedule": {**asdict(schedule), "epoch_iters": schedule.epoch_iters, "max_iter": schedule.max_iter,
-                     "stepvalues": schedule.stepvalues, "test_iter": schedule.test_iter,
-                     "snapshot": schedule.snapshot},
-        "versions": {"python": platform.python_version(), "caffe": caffe_version(caffe)},
-        "started": info.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-        "status": "running",
-    })
+    info.update(
+        {
+            "net": net,
+            "run": run,
+            "command": " ".join(command),
+            "data": {
+                "dir": str(data.resolve()),
+                "manifest_sha256": file_sha256(data / "manifest.json"),
+                "csv_sha256": manifest.get("input", {}).get("csv_sha256"),
+            },
+            "schedule": {
+                **asdict(schedule),
+                "epoch_iters": schedule.epoch_iters,
+                "max_iter": schedule.max_iter,
+                "stepvalues": schedule.stepvalues,
+                "test_iter": schedule.test_iter,
+                "snapshot": schedule.snapshot,
+            },
+            "versions": {"python": platform.python_version(), "caffe": caffe_version(caffe)},
+            "started": info.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+            "status": "running",
+        }
+    )
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     status, log = run_caffe(command, run_dir / "caffe.log", schedule, resume[1] if resume else 0)
     whole = parse((run_dir / "caffe.log").read_text())
     tests = [(i, out["accuracy"]) for i, out in whole.test if "accuracy" in out]
-    info.update({
-        "status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "final": {"iteration": whole.train[-1][0] if whole.train else 0,
-                  "epoch": round(whole.train[-1][0] / schedule.epoch_iters, 2) if whole.train else 0,
-                  "train_loss": whole.train[-1][1] if whole.train else None,
-                  "val_accuracy": tests[-1][1] if tests else None,
-                  "best_val_accuracy": max(a for _, a in tests) if tests else None,
-                  "best_val_iteration": max(tests, key=lambda t: t[1])[0] if tests else None,
-                  "images_per_second": round((log.iterations_per_second() or 0) * schedule.batch_size, 1)},
-    })
+    info.update(
+        {
+            "status": status,
+            "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "final": {
+                "iteration": whole.last_iteration(),
+                "epoch": round(whole.last_iteration() / schedule.epoch_iters, 2),
+                "train_loss": whole.train[-1][1] if whole.train else None,
+                "val_accuracy": tests[-1][1] if tests else None,
+                "best_val_accuracy": max(a for _, a in tests) if tests else None,
+                "best_val_iteration": max(tests, key=lambda t: t[1])[0] if tests else None,
+                "images_per_second": round((log.iterations_per_second() or 0) * schedule.batch_size, 1),
+            },
+        }
+    )
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     return info
 
@@ -202,9 +241,8 @@ def run_caffe(command: list[str], log_path: Path, schedule: Schedule, start: int
     if code != 0:
         print(f"caffe failed (exit {code}); see {log_path}", file=sys.stderr)
         return "failed", log
-    if not log.done or stopping:
-        print(f"stopped; snapshot in {log_path.parent / 'snapshots'}; run the same command to resume",
-              file=sys.stderr)
+    if not log.done or log.stopped_early or stopping:
+        print(f"stopped; snapshot in {log_path.parent / 'snapshots'}; run the same command to resume", file=sys.stderr)
         return "stopped", log
     return "done", log
 
@@ -220,4 +258,6 @@ def _show(bar: tqdm, log: CaffeLog, schedule: Schedule) -> None:
     bar.set_postfix_str(
         f"epoch {iteration / schedule.epoch_iters:.1f} loss {loss:.3f} lr {log.lr[-1][1] if log.lr else 0:g} "
         f"val {accuracy if accuracy is not None else float('nan'):.3f} "
-        f"{(speed or 0) * schedule.batch_size:.0f} img/s", refresh=False)
+        f"{(speed or 0) * schedule.batch_size:.0f} img/s",
+        refresh=False,
+    )

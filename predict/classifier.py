@@ -1,0 +1,134 @@
+"""Expression probabilities for aligned 48x48 gray faces, from a trained Caffe model.
+
+The input is prepared exactly as Caffe's TEST data layer prepares it in training: the
+training mean (48x48) is subtracted and the centre crop_size x crop_size is taken. Two
+backends run the same deploy.prototxt + .caffemodel: OpenCV's DNN module (default, no Caffe
+build needed) and pycaffe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+
+
+class ModelError(Exception):
+    """A model folder that is missing files or holds unreadable ones."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The files of a trained model."""
+
+    deploy: Path
+    weights: Path
+    mean: Path
+    labels: tuple[str, ...] = CLASSES
+
+    @classmethod
+    def from_dir(cls, folder: Path) -> ModelFiles:
+        """A model folder: deploy.prototxt, one .caffemodel, mean.npy and optionally labels.json."""
+        if not folder.is_dir():
+            raise ModelError(f"{folder}: no such model folder")
+        weights = sorted(folder.glob("*.caffemodel"))
+        missing = [
+            name
+            for name, ok in (
+                ("deploy.prototxt", (folder / "deploy.prototxt").is_file()),
+                ("a .caffemodel", len(weights) == 1),
+                ("mean.npy", (folder / "mean.npy").is_file()),
+            )
+            if not ok
+        ]
+        if missing:
+            raise ModelError(f"{folder}: model folder lacks {', '.join(missing)}")
+        labels = CLASSES
+        if (folder / "labels.json").is_file():
+            try:
+                labels = tuple(json.loads((folder / "labels.json").read_text()))
+            except (ValueError, UnicodeDecodeError) as error:
+                raise ModelError(f"{folder / 'labels.json'}: not a JSON list of label names ({error})") from error
+        return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels)
+
+
+def crop_size(deploy: Path) -> int:
+    """The input side declared by deploy.prototxt's Input layer (the last dim)."""
+    text = deploy.read_text()
+    dims = [int(d) for d in re.findall(r"dim:\s*(\d+)", text)[:4]]
+    if len(dims) != 4:
+        raise ModelError(f"{deploy}: expected an Input layer with a 4-D shape (N, C, H, W)")
+    return dims[3]
+
+
+class Classifier:
+    """probabilities(faces) for aligned faces, (N, 48, 48) uint8 -> (N, classes) float32."""
+
+    def __init__(self, files: ModelFiles, backend: str = "opencv"):
+        self.files = files
+        self.labels = files.labels
+        try:
+            mean = np.load(files.mean)
+            self.mean = mean.astype(np.float32).reshape(mean.shape[-2:])
+        except (ValueError, OSError) as error:
+            raise ModelError(f"{files.mean}: not a readable mean array ({error})") from error
+        self.crop = crop_size(files.deploy)
+        if backend == "opencv":
+            try:
+                self._net = cv2.dnn.readNetFromCaffe(str(files.deploy), str(files.weights))
+            except cv2.error as error:
+                raise ModelError(
+                    f"{files.weights}: OpenCV cannot read the model ({str(error).strip()[-120:]})"
+                ) from error
+            self._forward = self._forward_opencv
+        elif backend == "caffe":
+            os.environ.setdefault("GLOG_minloglevel", "2")
+            import caffe
+
+            caffe.set_mode_cpu()
+            self._net = caffe.Net(str(files.deploy), caffe.TEST, weights=str(files.weights))
+            self._forward = self._forward_caffe
+        else:
+            raise ValueError(f"unknown backend {backend!r}: opencv or caffe")
+
+    def prepare(self, faces: np.ndarray, mirror: bool = False, offset: tuple[int, int] | None = None) -> np.ndarray:
+        """Mean-subtracted crops (N, 1, crop, crop) float32, centred unless offset (y, x) is given."""
+        side = faces.shape[-1]
+        y, x = offset if offset is not None else ((side - self.crop) // 2,) * 2
+        data = faces.astype(np.float32) - self.mean
+        data = data[:, y : y + self.crop, x : x + self.crop]
+        if mirror:
+            data = data[:, :, ::-1]
+        return np.ascontiguousarray(data[:, None])
+
+    def probabilities(self, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
+        """Class probabilities; tta "mirror" averages with the flipped face, "ten" over the
+        four corner and centre crops and their mirrors."""
+        faces = np.asarray(faces, dtype=np.uint8).reshape(-1, *self.mean.shape)
+        views = [(False, None)]
+        if tta in ("mirror", "ten"):
+            views.append((True, None))
+        if tta == "ten":
+            far = self.mean.shape[-1] - self.crop
+            views += [(m, corner) for corner in ((0, 0), (0, far), (far, 0), (far, far)) for m in (False, True)]
+        out = []
+        for start in range(0, len(faces), batch):
+            chunk = faces[start : start + batch]
+            out.append(np.mean([self._forward(self.prepare(chunk, m, o)) for m, o in views], axis=0))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+
+    def _forward_opencv(self, data: np.ndarray) -> np.ndarray:
+        self._net.setInput(data)
+        return self._net.forward().reshape(len(data), -1).copy()
+
+    def _forward_caffe(self, data: np.ndarray) -> np.ndarray:
+        self._net.blobs["data"].reshape(*data.shape)
+        self._net.reshape()
+        return self._net.forward(data=data)["prob"].reshape(len(data), -1).copy()

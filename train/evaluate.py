@@ -1,0 +1,208 @@
+"""python -m train.evaluate: score a run (its PublicTest-best snapshot) or a model folder on
+PublicTest and PrivateTest, with per-class table, confusion matrix and learning curves."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from predict.classifier import Classifier, ModelError, ModelFiles
+from preprocess.lmdb_io import read_lmdb
+from train import metrics, plots
+from train.caffe_log import parse
+
+SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
+
+
+def load_split(data: Path, split: str) -> dict:
+    """Faces, labels and per-image facts (face found, copy of a training image) of one split."""
+    keys, images, labels = read_lmdb(data / f"{split}_lmdb")
+    facts = {}
+    index = data / "index.csv"
+    if index.exists():
+        with open(index) as handle:
+            facts = {row["key"]: row for row in csv.DictReader(handle) if row["split"] == split}
+    found = np.array([facts.get(k, {}).get("face_found") == "1" for k in keys])
+    copies = np.array([facts.get(k, {}).get("copy_of_train") == "1" for k in keys])
+    return {
+        "keys": keys,
+        "faces": images[:, 0],
+        "labels": labels,
+        "found": found,
+        "copies": copies,
+        "has_index": bool(facts),
+    }
+
+
+def split_report(classifier: Classifier, split: dict, tta: str) -> tuple[dict, np.ndarray]:
+    """Accuracy overall, by face found / not found, without copies of training images;
+    per-class table; and the confusion matrix."""
+    predicted = classifier.probabilities(split["faces"], tta=tta).argmax(axis=1)
+    truth = split["labels"]
+    counts = metrics.confusion_matrix(truth, predicted, len(classifier.labels))
+    report = {
+        "images": len(truth),
+        "accuracy": metrics.accuracy(truth, predicted),
+        "per_class": dict(zip(classifier.labels, metrics.per_class(counts))),
+        "confusion": counts.tolist(),
+    }
+    if split["has_index"]:
+        for name, mask in (
+            ("face_found", split["found"]),
+            ("face_not_found", ~split["found"]),
+            ("not_copies_of_train", ~split["copies"]),
+        ):
+            report[name] = {"images": int(mask.sum()), "accuracy": metrics.accuracy(truth[mask], predicted[mask])}
+    return report, counts
+
+
+def snapshot_iteration(path: Path) -> int:
+    match = re.search(r"_iter_(\d+)\.caffemodel$", path.name)
+    return int(match[1]) if match else -1
+
+
+def select_snapshot(run: Path, mean: Path, val: dict, tta: str, backend: str) -> tuple[Path, list[dict]]:
+    """The run's snapshot with the best PublicTest accuracy (the later one on a tie)."""
+    snapshots = sorted((run / "snapshots").glob("*.caffemodel"), key=snapshot_iteration)
+    if not snapshots:
+        raise ModelError(f"{run}: no snapshots/*.caffemodel yet")
+    candidates = []
+    for weights in tqdm(snapshots, desc="PublicTest per snapshot", unit=" snapshots", file=sys.stderr):
+        classifier = Classifier(ModelFiles(run / "deploy.prototxt", weights, mean), backend)
+        accuracy = metrics.accuracy(val["labels"], classifier.probabilities(val["faces"], tta=tta).argmax(axis=1))
+        candidates.append(
+            {"snapshot": weights.name, "iteration": snapshot_iteration(weights), "val_accuracy": accuracy}
+        )
+    best = max(range(len(candidates)), key=lambda i: (candidates[i]["val_accuracy"], candidates[i]["iteration"]))
+    return snapshots[best], candidates
+
+
+def markdown(report: dict) -> str:
+    """report.md: headline, the two splits, per-class table for PrivateTest."""
+    test, val = report["splits"]["test"], report["splits"]["val"]
+    lines = [
+        f"# Evaluation of {report['model']}",
+        "",
+        f"**PrivateTest accuracy {test['accuracy']:.4f}** on all {test['images']} images "
+        f"({report['selection']}; TTA: {report['tta']}; backend: {report['backend']}).",
+        "",
+        "| split | images | accuracy | face found | face not found | not a copy of a training image |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, split in (("val", val), ("test", test)):
+        cells = [
+            f"{split[k]['accuracy']:.4f} ({split[k]['images']})" if split.get(k) and split[k]["images"] else "-"
+            for k in ("face_found", "face_not_found", "not_copies_of_train")
+        ]
+        lines.append(
+            f"| {SPLIT_NAMES[key]} | {split['images']} | {split['accuracy']:.4f} | " + " | ".join(cells) + " |"
+        )
+    lines += ["", "PrivateTest per class:", "", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
+    for name, row in test["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    lines += ["", "![confusion matrix](confusion.png)", ""]
+    if report.get("curves"):
+        lines += ["![learning curves](curves.png)", ""]
+    if report.get("candidates"):
+        lines += [
+            "Snapshots scored on PublicTest (the selection never looks at PrivateTest):",
+            "",
+            "| iteration | PublicTest accuracy |",
+            "|---|---|",
+        ]
+        lines += [f"| {c['iteration']} | {c['val_accuracy']:.4f} |" for c in report["candidates"]]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = None, model: Path | None = None) -> dict:
+    """Write report.json, report.md, confusion.png (and curves.png for a run) into out."""
+    val, test = load_split(data, "val"), load_split(data, "test")
+    candidates = []
+    if run is not None:
+        weights, candidates = select_snapshot(run, data / "mean.npy", val, tta, backend)
+        files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy")
+        selection = f"snapshot {weights.name}, the best of {len(candidates)} on PublicTest"
+    else:
+        files = ModelFiles.from_dir(model)
+        selection = f"model {model}"
+    classifier = Classifier(files, backend)
+    out.mkdir(parents=True, exist_ok=True)
+    reports, counts = {}, {}
+    for key, split in (("val", val), ("test", test)):
+        reports[key], counts[key] = split_report(classifier, split, tta)
+    report = {
+        "model": str(files.weights),
+        "selection": selection,
+        "tta": tta,
+        "backend": backend,
+        "data": str(data),
+        "splits": reports,
+        "candidates": candidates,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    plots.confusion_png(
+        counts["test"],
+        classifier.labels,
+        f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} ({files.weights.name})",
+        out / "confusion.png",
+    )
+    log_path = run / "caffe.log" if run is not None else None
+    if log_path is not None and log_path.exists():
+        info = json.loads((run / "run.json").read_text())
+        plots.curves_png(
+            parse(log_path.read_text()),
+            info["schedule"]["epoch_iters"],
+            f"{run.name}: learning curves",
+            out / "curves.png",
+        )
+        report["curves"] = "curves.png"
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a run folder: picks its best snapshot on PublicTest")
+    source.add_argument("--model", type=Path, help="a model folder (deploy.prototxt, .caffemodel, mean.npy)")
+    parser.add_argument("--data", type=Path, help="preprocessed dataset (default: the run's, else data/fer2013)")
+    parser.add_argument(
+        "--tta",
+        choices=("none", "mirror", "ten"),
+        default="none",
+        help="test-time augmentation: mirror, or ten crops (default: %(default)s)",
+    )
+    parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
+    parser.add_argument("--out", type=Path, help="report folder (default: <run or model>/eval)")
+    args = parser.parse_args(argv)
+    data = args.data
+    if data is None and args.run is not None and (args.run / "run.json").exists():
+        data = Path(json.loads((args.run / "run.json").read_text())["data"]["dir"])
+    data = data or Path("data/fer2013")
+    if not (data / "val_lmdb").exists() or not (data / "test_lmdb").exists():
+        print(f"error: {data} lacks val_lmdb / test_lmdb: run 'make preprocess' first", file=sys.stderr)
+        return 2
+    out = args.out or (args.run or args.model) / ("eval" if args.tta == "none" else f"eval-{args.tta}")
+    try:
+        report = evaluate(data, out, args.tta, args.backend, run=args.run, model=args.model)
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"PublicTest {report['splits']['val']['accuracy']:.4f}, PrivateTest {report['splits']['test']['accuracy']:.4f} "
+        f"({report['selection']}); report in {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

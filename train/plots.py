@@ -1,0 +1,86 @@
+"""The two pictures of an evaluation: learning curves and the normalised confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from train.caffe_log import CaffeLog  # noqa: E402
+
+
+def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path: Path) -> None:
+    """Rows normalised to recall; each cell shows its share and its count."""
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(7, 6))
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), share in np.ndenumerate(shares):
+        axes.text(
+            col,
+            row,
+            f"{share:.2f}\n{counts[row, col]}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if share > 0.5 else "black",
+        )
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
+    """Train loss, validation loss and accuracy, learning rate, against iteration and epoch."""
+    figure, (loss_axes, acc_axes, lr_axes) = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    if log.train:
+        iterations, losses = np.array(log.train).T
+        loss_axes.plot(iterations, losses, lw=0.6, alpha=0.5, label="train loss")
+        window = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        loss_axes.plot(iterations[window - 1 :], smooth, lw=1.5, label=f"train loss (mean of {window})")
+    tests = [(i, out) for i, out in log.test if out]
+    if tests:
+        test_iterations = [i for i, _ in tests]
+        if all("loss" in out for _, out in tests):
+            loss_axes.plot(test_iterations, [out["loss"] for _, out in tests], "o-", ms=2, label="val loss")
+        if all("accuracy" in out for _, out in tests):
+            accuracies = [out["accuracy"] for _, out in tests]
+            acc_axes.plot(test_iterations, accuracies, "o-", ms=2, color="C2", label="val accuracy (PublicTest)")
+            best = int(np.argmax(accuracies))
+            acc_axes.annotate(
+                f"best {accuracies[best]:.3f}",
+                (test_iterations[best], accuracies[best]),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+            )
+    if log.lr:
+        lr_iterations, rates = np.array(log.lr).T
+        lr_axes.plot(lr_iterations, rates, color="C3")
+        lr_axes.set_yscale("log")
+    loss_axes.set_ylabel("loss")
+    acc_axes.set_ylabel("accuracy")
+    lr_axes.set_ylabel("learning rate")
+    lr_axes.set_xlabel("iteration")
+    for axes in (loss_axes, acc_axes):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8)
+        axes.grid(alpha=0.3)
+    lr_axes.grid(alpha=0.3)
+    epoch_axes = loss_axes.secondary_xaxis("top", functions=(lambda i: i / epoch_iters, lambda e: e * epoch_iters))
+    epoch_axes.set_xlabel("epoch")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
