@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--net", default="fer_reference", help="a folder of prototxt/ (default: %(default)s)")
+    parser.add_argument("--net", default="fer_reference", help="a net: a folder name in prototxt/ or a path to such a folder (default: %(default)s)")
     parser.add_argument("--epochs", type=float, default=150, help="epochs of training (default: %(default)s)")
     parser.add_argument(
         "--data", type=Path, default=Path("data/fer2013"), help="preprocessed dataset folder (default: %(default)s)"
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    run = args.run or f"{args.net}-e{args.epochs:g}"
+    run = args.run or f"{Path(args.net).name}-e{args.epochs:g}"
     try:
         info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe)
     except TrainError as error:

@@ -54,8 +54,9 @@ def check_data(data: Path) -> dict:
 
 
 def net_dir(net: str) -> Path:
-    """prototxt/<net>/, which must hold train_val.prototxt, deploy.prototxt and solver.prototxt."""
-    folder = PROTOTXT / net
+    """prototxt/<net>/ (or net itself when it is a folder), which must hold train_val.prototxt,
+    deploy.prototxt and solver.prototxt."""
+    folder = Path(net) if Path(net).is_dir() else PROTOTXT / net
     needed = ("train_val.prototxt", "deploy.prototxt", "solver.prototxt")
     if not all((folder / name).exists() for name in needed):
         nets = sorted(p.name for p in PROTOTXT.iterdir() if (p / "train_val.prototxt").exists())
@@ -120,6 +121,7 @@ def file_sha256(path: Path) -> str:
 def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str) -> dict:
     """Start or resume one run; returns its run.json."""
     folder = net_dir(net)
+    net = folder.name
     manifest = check_data(data)
     run_dir = runs / run
     info_path = run_dir / "run.json"
