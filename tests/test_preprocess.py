@@ -46,9 +46,12 @@ BAD_LINES = [
 def write_csv(path: Path, with_bad: bool = True) -> dict[int, str]:
     """A FER2013-style csv; returns {line number: expected reason} of the bad rows."""
     face = lfw_face(99, 48)
-    values = {"p": pixels(face), "short": pixels(face)[: pixels(face).rindex(" ")],
-              "big": pixels(face).replace(str(face.reshape(-1)[0]), "256", 1),
-              "frac": pixels(face).replace(" ", " 1.5 ", 1)[: -len(str(face.reshape(-1)[-1])) - 1]}
+    values = {
+        "p": pixels(face),
+        "short": pixels(face)[: pixels(face).rindex(" ")],
+        "big": pixels(face).replace(str(face.reshape(-1)[0]), "256", 1),
+        "frac": pixels(face).replace(" ", " 1.5 ", 1)[: -len(str(face.reshape(-1)[-1])) - 1],
+    }
     lines, bad = ["emotion,pixels,Usage"], {}
     rows = good_rows()
     for i, (label, image, usage) in enumerate(rows):
@@ -145,8 +148,11 @@ def test_mean_matches_numpy_and_caffes_compute_image_mean(built: tuple, caffe_to
     blob.ParseFromString((out / "mean.binaryproto").read_bytes())
     assert np.array_equal(np.array(blob.data, dtype=np.float32).reshape(1, 48, 48), mean)
     tool = Path(caffe_tool).parent / "compute_image_mean"
-    subprocess.run([tool, "-backend", "lmdb", out / "train_lmdb", tmp_path / "caffe_mean.binaryproto"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [tool, "-backend", "lmdb", out / "train_lmdb", tmp_path / "caffe_mean.binaryproto"],
+        check=True,
+        capture_output=True,
+    )
     assert (tmp_path / "caffe_mean.binaryproto").read_bytes() == (out / "mean.binaryproto").read_bytes()
 
 
@@ -155,8 +161,8 @@ def test_a_caffe_data_layer_reads_the_lmdb_with_the_mean_file(built: tuple, tmp_
     net_file = tmp_path / "net.prototxt"
     net_file.write_text(f"""
 layer {{ name: "data" type: "Data" top: "data" top: "label"
-  transform_param {{ crop_size: 42 mean_file: "{out / 'mean.binaryproto'}" }}
-  data_param {{ source: "{out / 'val_lmdb'}" batch_size: 7 backend: LMDB }} }}
+  transform_param {{ crop_size: 42 mean_file: "{out / "mean.binaryproto"}" }}
+  data_param {{ source: "{out / "val_lmdb"}" batch_size: 7 backend: LMDB }} }}
 layer {{ name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param {{ num_output: 7 }} }}
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }}
 """)
@@ -169,15 +175,19 @@ layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: 
     assert np.array_equal(net.blobs["label"].data.astype(int), labels)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "empty"),
-    (b"label,pixels\n1,2\n", "expected the header"),
-    (bytes(range(256)) * 8, "not a text csv"),
-    (gzip.compress(b"\xff\xfe\x00binary"), "not a text csv"),
-    (b"\x1f\x8b\x08\x00broken", "cannot read"),
-])
-def test_not_a_fer2013_csv_fails_at_once_with_status_2(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                       content: bytes, message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"label,pixels\n1,2\n", "expected the header"),
+        (bytes(range(256)) * 8, "not a text csv"),
+        (gzip.compress(b"\xff\xfe\x00binary"), "not a text csv"),
+        (b"\x1f\x8b\x08\x00broken", "cannot read"),
+    ],
+)
+def test_not_a_fer2013_csv_fails_at_once_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: bytes, message: str
+) -> None:
     csv = tmp_path / "input.csv"
     csv.write_bytes(content)
     assert main([str(csv), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
@@ -202,7 +212,8 @@ def test_strict_stops_at_the_first_bad_row(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_interrupted_run_leaves_the_old_output_and_nothing_half_written(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     csv = tmp_path / "fer.csv"
     write_csv(csv, with_bad=False)
     args = [str(csv), "--out", str(tmp_path / "out"), "--workers", "1", "--no-align", "--no-images"]

@@ -1,0 +1,259 @@
+"""make train and make evaluate: solver arithmetic, runs that resume, deploy = train_val,
+evaluation of a model whose answers are known, and the Caffe log parser."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import caffe
+import numpy as np
+import pytest
+from conftest import synthetic_images
+from google.protobuf import text_format
+
+from preprocess import caffe_proto
+from preprocess.lmdb_io import write_lmdb
+from train import caffe_log
+from train.evaluate import evaluate
+from train.run import ROOT, caffe_pb2, train, write_net, write_solver
+from train.schedule import Schedule, exact_test_batch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+TINY_TRAIN_VAL = """name: "tiny"
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+  transform_param { crop_size: 6 mean_file: "data/fer2013/mean.binaryproto" scale: 0.02 }
+  data_param { source: "data/fer2013/train_lmdb" batch_size: 16 backend: LMDB } }
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TEST }
+  transform_param { crop_size: 6 mean_file: "data/fer2013/mean.binaryproto" scale: 0.02 }
+  data_param { source: "data/fer2013/val_lmdb" batch_size: 100 backend: LMDB } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+layer { name: "accuracy" type: "Accuracy" bottom: "fc" bottom: "label" top: "accuracy" include { phase: TEST } }
+"""
+TINY_DEPLOY = """name: "tiny"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 6 dim: 6 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 2 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+TINY_SOLVER = """net: "x"
+base_lr: 0.05
+lr_policy: "multistep"
+gamma: 0.1
+momentum: 0.9
+display: 1
+solver_mode: CPU
+random_seed: 1
+"""
+
+
+def make_dataset(folder: Path, train_count: int = 64, val_count: int = 30) -> Path:
+    """A dataset folder as make preprocess writes it, of 8x8 synthetic images."""
+    folder.mkdir(parents=True)
+    for name, count, seed in (("train", train_count, 0), ("val", val_count, 1), ("test", val_count, 2)):
+        images, labels = synthetic_images(count, seed=seed)
+        write_lmdb(
+            folder / f"{name}_lmdb", ((f"{i:08d}_{i:05d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels)))
+        )
+        if name == "train":
+            mean = images.astype(np.float32).mean(axis=0)[None]
+            (folder / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(mean))
+            np.save(folder / "mean.npy", mean.astype(np.float32))
+    (folder / "manifest.json").write_text(json.dumps({"input": {"csv_sha256": "synthetic"}}))
+    return folder
+
+
+def make_tiny_net(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "train_val.prototxt").write_text(TINY_TRAIN_VAL)
+    (folder / "deploy.prototxt").write_text(TINY_DEPLOY)
+    (folder / "solver.prototxt").write_text(TINY_SOLVER)
+    return folder
+
+
+def test_schedule_of_the_reference_run() -> None:
+    schedule = Schedule(epochs=150, batch_size=64, train_size=28709, val_size=3589, test_batch=97)
+    assert schedule.epoch_iters == 449
+    assert schedule.max_iter == 67287
+    assert schedule.stepvalues == [40372, 57194]
+    assert schedule.test_iter * schedule.test_batch == 3589
+
+
+@pytest.mark.parametrize("size", [3589, 1000, 97, 101, 7, 1, 4096])
+def test_test_batch_covers_the_validation_set_exactly(size: int) -> None:
+    batch = exact_test_batch(size)
+    assert 1 <= batch <= 100 and size % batch == 0
+    assert not any(size % d == 0 for d in range(batch + 1, min(size, 100) + 1))
+
+
+def test_written_solver_and_net_follow_the_data(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", val_count=30)
+    pb2 = caffe_pb2()
+    batch = write_net(ROOT / "prototxt/fer_reference/train_val.prototxt", tmp_path / "tv.prototxt", data, 15)
+    assert batch == 64
+    net = text_format.Parse((tmp_path / "tv.prototxt").read_text(), pb2.NetParameter())
+    data_layers = [layer for layer in net.layer if layer.type == "Data"]
+    assert [layer.data_param.source for layer in data_layers] == [str(data / "train_lmdb"), str(data / "val_lmdb")]
+    assert {layer.transform_param.mean_file for layer in data_layers} == {str(data / "mean.binaryproto")}
+    assert data_layers[1].data_param.batch_size == 15
+    schedule = Schedule(epochs=10, batch_size=64, train_size=1000, val_size=30, test_batch=15)
+    write_solver(
+        ROOT / "prototxt/fer_reference/solver.prototxt",
+        tmp_path / "s.prototxt",
+        tmp_path / "tv.prototxt",
+        schedule,
+        tmp_path / "snap",
+    )
+    solver = text_format.Parse((tmp_path / "s.prototxt").read_text(), pb2.SolverParameter())
+    assert solver.max_iter == 156 and list(solver.stepvalue) == [94, 133]
+    assert list(solver.test_iter) == [2] and solver.test_interval == 16
+    assert solver.base_lr == pytest.approx(0.01) and solver.lr_policy == "multistep"
+
+
+def test_training_a_tiny_net_lowers_the_loss(tmp_path: Path, caffe_tool: str) -> None:
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    info = train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
+    assert info["status"] == "done"
+    assert info["final"]["iteration"] == 48
+    log = caffe_log.parse((tmp_path / "runs/r/caffe.log").read_text())
+    losses = [loss for _, loss in log.train]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert info["final"]["best_val_accuracy"] > 0.8
+    assert (tmp_path / "runs/r/snapshots/tiny_iter_48.caffemodel").exists()
+
+
+def test_a_killed_run_resumes_from_its_snapshot(tmp_path: Path, caffe_tool: str) -> None:
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    command = [
+        sys.executable,
+        "-m",
+        "train",
+        "--net",
+        str(net),
+        "--data",
+        str(data),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--run",
+        "r",
+        "--epochs",
+        "100000",
+        "--caffe",
+        caffe_tool,
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    snapshots = tmp_path / "runs/r/snapshots"
+    deadline = time.time() + 60
+    while not list(snapshots.glob("*.solverstate")) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    states = sorted(snapshots.glob("*.solverstate"), key=lambda p: int(p.stem.split("_")[-1]))
+    stopped_at = int(states[-1].stem.split("_")[-1])
+    assert "stopped" in out
+    # The same command resumes; a shorter schedule makes it finish quickly.
+    command[command.index("100000")] = str((stopped_at + 40) / 4)
+    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {tmp_path / 'runs/r'} from iteration {stopped_at}" in resumed.stderr
+    log = (tmp_path / "runs/r/caffe.log").read_text()
+    assert "Resuming from" in log
+    assert json.loads((tmp_path / "runs/r/run.json").read_text())["final"]["iteration"] == stopped_at + 40
+
+
+def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from train.__main__ import main
+
+    assert main(["--data", str(tmp_path / "none"), "--runs", str(tmp_path)]) == 2
+    assert "not a complete preprocessed dataset" in capsys.readouterr().err
+
+
+def test_deploy_computes_what_train_val_computes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (97, 48, 48)).astype(np.uint8), rng.integers(0, 7, 97)
+    write_lmdb(data / "val_lmdb", ((f"{i:08d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels))))
+    write_lmdb(data / "train_lmdb", ((f"{i:08d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels))))
+    (data / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(images.mean(axis=0)[None].astype(np.float32)))
+    write_net(ROOT / "prototxt/fer_reference/train_val.prototxt", tmp_path / "tv.prototxt", data, 97)
+    caffe.set_random_seed(3)
+    full = caffe.Net(str(tmp_path / "tv.prototxt"), caffe.TEST)
+    deploy = caffe.Net(str(ROOT / "prototxt/fer_reference/deploy.prototxt"), caffe.TEST)
+    for name, params in full.params.items():
+        for i, param in enumerate(params):
+            if "/bn" in name:  # moving mean, moving variance, scale factor
+                param.data[...] = [rng.normal(size=param.data.shape), rng.uniform(0.5, 2, param.data.shape), 1][i]
+            deploy.params[name][i].data[...] = param.data
+    full.forward()
+    deploy.blobs["data"].reshape(*full.blobs["data"].data.shape)
+    deploy.reshape()
+    prob = deploy.forward(data=full.blobs["data"].data.copy())["prob"]
+    logits = full.blobs["fc3"].data
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    assert np.allclose(prob, softmax, atol=1e-6)
+    assert deploy.blobs["fc1"].data.min() >= 0  # the ReLU after fc1 is there
+
+
+def known_model(folder: Path, mean: float) -> Path:
+    """A 2-class model that says 'right' when the right half of the 6x6 crop is brighter."""
+    folder.mkdir()
+    (folder / "deploy.prototxt").write_text(TINY_DEPLOY)
+    weight = np.zeros((2, 36), np.float32)
+    weight[0, [c + 6 * r for r in range(6) for c in range(3)]] = 1
+    weight[1, [c + 6 * r for r in range(6) for c in range(3, 6)]] = 1
+    layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
+    (folder / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
+    np.save(folder / "mean.npy", np.full((1, 8, 8), mean, np.float32))
+    (folder / "labels.json").write_text(json.dumps(["left", "right"]))
+    return folder
+
+
+def test_evaluation_of_a_model_with_known_answers(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", val_count=40)
+    model = known_model(tmp_path / "model", 50.0)
+    from preprocess.lmdb_io import read_lmdb
+
+    keys, images, labels = read_lmdb(data / "test_lmdb")
+    crops = images[:, 0, 1:7, 1:7].astype(float)
+    expected = (crops[:, :, 3:].sum(axis=(1, 2)) > crops[:, :, :3].sum(axis=(1, 2))).astype(int)
+    report = evaluate(data, tmp_path / "eval", "none", "opencv", model=model)
+    test = report["splits"]["test"]
+    assert test["accuracy"] == pytest.approx(np.mean(expected == labels))
+    confusion = np.array(test["confusion"])
+    assert confusion.sum() == 40
+    assert confusion[1, 1] == np.sum((labels == 1) & (expected == 1))
+    assert (tmp_path / "eval/confusion.png").stat().st_size > 1000
+    assert "PrivateTest accuracy" in (tmp_path / "eval/report.md").read_text()
+
+
+def test_evaluating_a_run_selects_on_publictest_and_draws_curves(tmp_path: Path, caffe_tool: str) -> None:
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
+    report = evaluate(data, tmp_path / "eval", "mirror", "opencv", run=tmp_path / "runs/r")
+    best = max(c["val_accuracy"] for c in report["candidates"])
+    assert report["splits"]["val"]["accuracy"] == pytest.approx(best)
+    assert (tmp_path / "eval/curves.png").stat().st_size > 1000
+
+
+def test_log_parser_on_a_recorded_caffe_log() -> None:
+    log = caffe_log.parse((FIXTURES / "caffe_train.log").read_text())
+    assert [i for i, _ in log.train][:3] == [0, 1, 2]
+    assert log.lr[0] == (0, 0.05)
+    assert [i for i, _ in log.test] == list(range(0, 49, 4))  # every epoch of 4 iterations, and before training
+    assert set(log.test[0][1]) == {"accuracy", "loss"}
+    assert 0 <= log.test[-1][1]["accuracy"] <= 1
+    assert log.done and not log.stopped_early
+    assert log.last_iteration() == 48
+    assert log.iterations_per_second() > 0
