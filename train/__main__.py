@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--net", default="fer_reference", help="a net: a folder name in prototxt/ or a path to such a folder (default: %(default)s)")
+    parser.add_argument(
+        "--net",
+        default="fer_reference",
+        help="a net: a folder name in prototxt/ or a path to such a folder (default: %(default)s)",
+    )
     parser.add_argument("--epochs", type=float, default=150, help="epochs of training (default: %(default)s)")
     parser.add_argument(
         "--data", type=Path, default=Path("data/fer2013"), help="preprocessed dataset folder (default: %(default)s)"

@@ -1,0 +1,241 @@
+"""python -m predict: both backends agree, images / folders / videos / crops, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import caffe
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from predict.__main__ import main
+from predict.classifier import Classifier, ModelFiles
+from predict.recognizer import DEFAULT_MODEL, Recognizer
+from preprocess.faces import FaceDetector
+from reference_images import lfw_face
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference net's deploy.prototxt with random weights and sensible BatchNorm statistics."""
+    folder = tmp_path_factory.mktemp("model")
+    shutil.copy(ROOT / "prototxt/fer_reference/deploy.prototxt", folder)
+    caffe.set_random_seed(5)
+    net = caffe.Net(str(folder / "deploy.prototxt"), caffe.TEST)
+    faces = np.stack([lfw_face(i, 48)[3:45, 3:45] for i in range(64)]).astype(np.float32)[:, None] - 120
+    net.blobs["data"].reshape(*faces.shape)
+    net.blobs["data"].data[...] = faces
+    for conv in ("conv1", "conv2", "conv3"):  # BatchNorm statistics of these faces, layer by layer
+        net.forward(end=conv)
+        values = net.blobs[conv].data
+        bn = net.params[f"{conv}/bn"]
+        bn[0].data[...], bn[1].data[...], bn[2].data[...] = values.mean(axis=(0, 2, 3)), values.var(axis=(0, 2, 3)), 1
+    net.save(str(folder / "random.caffemodel"))
+    np.save(folder / "mean.npy", np.full((1, 48, 48), 120, np.float32))
+    return folder
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_opencv_and_caffe_backends_give_the_same_probabilities(model: Path) -> None:
+    faces = np.stack([lfw_face(i, 48) for i in range(32)])
+    files = ModelFiles.from_dir(model)
+    for tta in ("none", "ten"):
+        opencv = Classifier(files, "opencv").probabilities(faces, tta=tta)
+        pycaffe = Classifier(files, "caffe").probabilities(faces, tta=tta)
+        assert opencv.shape == (32, 7)
+        assert np.allclose(opencv.sum(axis=1), 1, atol=1e-5)
+        assert np.abs(opencv - pycaffe).max() < 1e-4
+        assert opencv.std(axis=0).max() > 0.02  # the faces do get different answers
+
+
+def test_the_classifier_prepares_faces_as_caffes_test_phase(model: Path) -> None:
+    classifier = Classifier(ModelFiles.from_dir(model))
+    faces = np.stack([lfw_face(i, 48) for i in range(2)])
+    data_blob = classifier.prepare(faces)
+    assert data_blob.shape == (2, 1, 42, 42)
+    assert np.array_equal(data_blob[:, 0], faces[:, 3:45, 3:45].astype(np.float32) - 120)
+
+
+def test_image_json_and_annotated_copy(model: Path, photo: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([str(photo), "--model", str(model), "--top-k", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["faces"]) == 1
+    face = doc["faces"][0]
+    assert set(face) >= {"box", "landmarks", "score", "label", "label_id", "probability", "probabilities", "top_k"}
+    assert len(face["probabilities"]) == 7 and abs(sum(face["probabilities"].values()) - 1) < 1e-4
+    assert len(face["top_k"]) == 2 and face["top_k"][0][0] == face["label"]
+    annotated = cv2.imread(doc["annotated"])
+    assert Path(doc["annotated"]) == photo.parent / "out" / "astronaut.png"
+    assert annotated.shape == (512, 512, 3)
+    assert not np.array_equal(annotated, cv2.imread(str(photo)))
+
+
+def test_the_face_is_classified_as_preprocessing_aligns_it(model: Path, photo: Path) -> None:
+    from preprocess.faces import align, to_gray
+
+    image = cv2.imread(str(photo))
+    recognizer = Recognizer(model)
+    face = FaceDetector().detect(image)[0]
+    expected = recognizer.classifier.probabilities(align(to_gray(image), face, 48)[None])[0]
+    got = recognizer.faces(image)[0]["probabilities"]
+    assert np.allclose(list(got.values()), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["gray", "rgba", "16bit", "huge"])
+def test_gray_rgba_16bit_and_huge_images_work(
+    model: Path, photo: Path, tmp_path: Path, variant: str, capsys: pytest.CaptureFixture
+) -> None:
+    image = cv2.imread(str(photo))
+    converted = {
+        "gray": lambda: cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
+        "rgba": lambda: cv2.cvtColor(image, cv2.COLOR_BGR2BGRA),
+        "16bit": lambda: image.astype(np.uint16) * 257,
+        "huge": lambda: cv2.resize(image, (5000, 5000)),
+    }[variant]()
+    path = tmp_path / f"{variant}.png"
+    cv2.imwrite(str(path), converted)
+    assert main([str(path), "--model", str(model), "--out", str(tmp_path / "a.png")]) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert len(faces) == 1
+    if variant == "huge":
+        assert faces[0]["box"][2] > 500  # mapped back to the full-size image
+
+
+def test_no_face_is_an_empty_list_not_an_error(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "coffee.png"
+    cv2.imwrite(str(path), data.coffee())
+    assert main([str(path), "--model", str(model)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["faces"] == []
+    assert "no face found" in captured.err
+
+
+def test_no_detect_classifies_a_crop(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "crop.png"
+    cv2.imwrite(str(path), lfw_face(3, 48))
+    assert main([str(path), "--model", str(model), "--no-detect"]) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    expected = Classifier(ModelFiles.from_dir(model)).probabilities(lfw_face(3, 48)[None])[0]
+    assert len(faces) == 1 and np.allclose(list(faces[0]["probabilities"].values()), expected, atol=1e-6)
+
+
+def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """name: (path, expected words of the error)."""
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    truncated = tmp_path / "truncated.png"
+    ok, png = cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    truncated.write_bytes(png.tobytes()[:2000])
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    other = tmp_path / "data.xyz"
+    other.write_text("x")
+    return {
+        "missing": (tmp_path / "nope.png", "no such file"),
+        "text": (text, "not a readable image"),
+        "truncated": (truncated, "not a readable image"),
+        "empty": (empty, "empty file"),
+        "extension": (other, "not an image or video"),
+        "video": (text.with_suffix(".mp4"), "no such file"),
+    }
+
+
+@pytest.mark.parametrize("name", ["missing", "text", "truncated", "empty", "extension"])
+def test_bad_input_is_one_clear_line_and_status_2(
+    model: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture
+) -> None:
+    path, words = bad_files(tmp_path)[name]
+    assert main([str(path), "--model", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert str(path) in err and words in err
+
+
+def test_a_corrupt_video_is_refused(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    assert main([str(path), "--model", str(model)]) == 2
+    assert str(path) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["no_folder", "no_weights", "corrupt_weights", "no_mean", "bad_labels"])
+def test_missing_or_corrupt_model_files(
+    model: Path, photo: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture
+) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(model, broken)
+    if damage == "no_folder":
+        shutil.rmtree(broken)
+    elif damage == "no_weights":
+        (broken / "random.caffemodel").unlink()
+    elif damage == "corrupt_weights":
+        (broken / "random.caffemodel").write_bytes(b"\x08garbage" * 10)
+    elif damage == "no_mean":
+        (broken / "mean.npy").unlink()
+    else:
+        (broken / "labels.json").write_text("{not json")
+    assert main([str(photo), "--model", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(broken) in err and "Traceback" not in err
+
+
+def test_folder_mode_goes_on_past_bad_files(
+    model: Path, photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(photo, folder / "a.png")
+    cv2.imwrite(str(folder / "b.jpg"), lfw_face(1, 200))
+    cv2.imwrite(str(folder / "sub" / "c.png"), data.coffee())
+    (folder / "broken.png").write_bytes(b"nope")
+    assert main([str(folder), "--model", str(model), "--out", str(tmp_path / "ann")]) == 2
+    captured = capsys.readouterr()
+    docs = [json.loads(line) for line in captured.out.splitlines()]
+    assert [Path(d["file"]).name for d in docs] == ["a.png", "b.jpg"]
+    assert "broken.png" in captured.err and "2 of 3 images done" in captured.err
+    assert (tmp_path / "ann" / "a.png").exists()
+
+    assert main([str(folder), "--model", str(model), "-r", "--format", "csv"]) == 2
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("file,face,x,y,width,height,label,probability,Angry")
+    assert len(rows) == 1 + 2  # astronaut and the lfw face; no face in the coffee cup
+
+
+def test_video_mode_writes_an_annotated_video_and_json_lines(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = tmp_path / "clip.avi"
+    frame = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (320, 240))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for shift in range(8):
+        writer.write(np.roll(frame, 4 * shift, axis=1))
+    writer.release()
+    assert main([str(clip), "--model", str(model)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["frame"] for d in lines] == list(range(8))
+    assert lines[3]["time_s"] == pytest.approx(0.3)
+    assert all(len(d["faces"]) == 1 for d in lines)
+    out = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/ yet")
+def test_demo_with_the_shipped_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from predict.demo import main as demo
+
+    assert demo(tmp_path) == 0
+    faces = json.loads((tmp_path / "demo.json").read_text())["faces"]
+    assert len(faces) == 1 and faces[0]["label"] in Classifier(ModelFiles.from_dir(DEFAULT_MODEL)).labels
+    assert (tmp_path / "demo.png").stat().st_size > 10000
