@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict
+.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,3 +63,12 @@ train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA int
 
 evaluate: install ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
 	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)
+
+bench-faces: install-predict ## benchmark detection + alignment (and the detection rate on FER2013)
+	$(PY) bench/faces_speed.py --fer2013 $(FER2013)
+
+bench-preprocess: install ## benchmark the whole make preprocess on FER2013
+	$(PY) bench/preprocess_speed.py --fer2013 $(FER2013)
+
+bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory
+	$(PY) bench/predict_speed.py $(if $(MODEL),--model $(MODEL))

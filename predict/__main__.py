@@ -62,7 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--top-k", type=int, default=3, help="labels listed per face, best first (default: %(default)s)"
     )
     parser.add_argument(
-        "--min-face", type=float, default=20, help="smallest face to detect, pixels (default: %(default)s)"
+        "--min-face",
+        type=float,
+        default=40,
+        help="smallest face to detect, in pixels (default: %(default)s; the model reads 48x48 faces, so smaller "
+        "ones carry little expression, and 40 detects about twice as fast as MTCNN's usual 20)",
     )
     parser.add_argument(
         "--threshold", type=float, default=0.8, help="MTCNN's final face score threshold, 0-1 (default: %(default)s)"

@@ -21,7 +21,7 @@ class Recognizer:
         self,
         model: Path = DEFAULT_MODEL,
         backend: str = "opencv",
-        min_face: float = 20,
+        min_face: float = 40,
         threshold: float = 0.8,
         top_k: int = 3,
         tta: str = "none",

@@ -1,0 +1,59 @@
+"""Face detection + alignment speed, and MTCNN's detection rate on FER2013's training images.
+
+    python bench/faces_speed.py [--fer2013 ../shared/data/fer2013.csv.gz]
+
+Writes bench/results/faces_speed.json. Timings use one OpenCV thread (one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent.parent / "tests")]
+
+from bench.common import fer_faces, median_seconds, photo_640x480, write_results  # noqa: E402
+from preprocess.build import Settings, align_faces  # noqa: E402
+from preprocess.faces import FaceDetector, align  # noqa: E402
+from reference_images import lfw_face  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fer2013", type=Path, default=Path("../shared/data/fer2013.csv.gz"))
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    detector = FaceDetector()
+    faces = fer_faces(args.fer2013)
+    crops = faces[:1024] if faces is not None else np.stack([lfw_face(i % 100, 48) for i in range(1024)])
+    results = {"crops": "FER2013 training images" if faces is not None else "scikit-image lfw faces at 48x48"}
+    for batch in (1, 64):
+        count = 128 if batch == 1 else 1024
+        seconds = median_seconds(
+            lambda b=batch, n=count: [detector.prepare_crops(crops[i : i + b]) for i in range(0, n, b)], repeats=3
+        )
+        results[f"ms_per_crop_batch_{batch}"] = round(1000 * seconds / count, 2)
+    photo = photo_640x480()
+    face = detector.detect(photo)[0]
+    results["ms_per_640x480_photo_detect"] = round(1000 * median_seconds(lambda: detector.detect(photo), 10), 1)
+    results["ms_per_640x480_photo_detect_align"] = round(
+        1000 * median_seconds(lambda: [align(photo, f) for f in detector.detect(photo)], 10), 1
+    )
+    results["faces_in_photo"] = len(detector.detect(photo))
+    results["photo_face_score"] = round(face.score, 4)
+    if faces is not None:
+        start = time.time()
+        _, found = align_faces(faces, Settings(), workers=2, desc="FER2013 train")
+        results["fer2013_train_images"] = len(faces)
+        results["fer2013_train_detection_rate"] = round(float(found.mean()), 4)
+        results["fer2013_train_seconds_2_workers"] = round(time.time() - start, 1)
+    write_results("faces_speed", results)
+
+
+if __name__ == "__main__":
+    main()

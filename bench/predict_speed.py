@@ -1,0 +1,82 @@
+"""Prediction speed and memory: a 640x480 photo, batches of face crops, a 640x480 video.
+
+    python bench/predict_speed.py [--model models/fer2013_reference]
+
+Writes bench/results/predict_speed.json. The video figure and the peak memory come from a
+real `python -m predict clip.avi` run in a subprocess (its own peak RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from bench.common import median_seconds, photo_640x480, write_results  # noqa: E402
+from predict.recognizer import DEFAULT_MODEL, Recognizer  # noqa: E402
+from reference_images import lfw_face  # noqa: E402
+
+
+def make_video(path: Path, frames: int) -> None:
+    """A 640x480 MJPG clip of the photo panning slowly."""
+    photo = photo_640x480()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
+    for i in range(frames):
+        writer.write(np.roll(photo, 2 * i, axis=1))
+    writer.release()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--frames", type=int, default=150)
+    args = parser.parse_args()
+    results = {"model": str(args.model)}
+    photo = photo_640x480()
+    for min_face in (40, 20):
+        recognizer = Recognizer(args.model, min_face=min_face)
+        assert len(recognizer.faces(photo)) == 1
+        seconds = median_seconds(lambda r=recognizer: r.faces(photo), repeats=10)
+        results[f"ms_per_640x480_photo_min_face_{min_face}"] = round(1000 * seconds, 1)
+    crops = np.stack([lfw_face(i % 100, 48) for i in range(1024)])
+    classifier = Recognizer(args.model).classifier
+    seconds = median_seconds(lambda: classifier.probabilities(crops, batch=256), repeats=3)
+    results["crop_faces_per_second_batch_256"] = round(len(crops) / seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.avi"
+        make_video(clip, args.frames)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "predict",
+                str(clip),
+                "--model",
+                str(args.model),
+                "--out",
+                str(Path(tmp) / "out.mp4"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    fps = re.search(r"\(([\d.]+) frames/s\)", run.stderr)
+    results["video_640x480_frames"] = args.frames
+    results["video_640x480_frames_per_second"] = float(fps[1]) if fps else None
+    results["video_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    write_results("predict_speed", results)
+
+
+if __name__ == "__main__":
+    main()
