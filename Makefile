@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict
+.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,3 +72,7 @@ bench-preprocess: install ## benchmark the whole make preprocess on FER2013
 
 bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory
 	$(PY) bench/predict_speed.py $(if $(MODEL),--model $(MODEL))
+
+bench-train: install ## benchmark Caffe against PyTorch training the reference net (installs torch)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA))
