@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train
+.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -76,3 +76,7 @@ bench-predict: install-predict ## benchmark prediction: photo, crops, video, mem
 bench-train: install ## benchmark Caffe against PyTorch training the reference net (installs torch)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA))
+
+NAME ?= fer2013_reference
+ship: install ## copy the evaluated RUNS/RUN into models/NAME with its model card
+	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME)

@@ -15,7 +15,6 @@ from skimage import data
 from predict.__main__ import main
 from predict.classifier import Classifier, ModelFiles
 from predict.recognizer import DEFAULT_MODEL, Recognizer
-from preprocess.faces import FaceDetector
 from reference_images import lfw_face
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +86,7 @@ def test_the_face_is_classified_as_preprocessing_aligns_it(model: Path, photo: P
 
     image = cv2.imread(str(photo))
     recognizer = Recognizer(model)
-    face = FaceDetector().detect(image)[0]
+    face = recognizer.detector.detect(image)[0]
     expected = recognizer.classifier.probabilities(align(to_gray(image), face, 48)[None])[0]
     got = recognizer.faces(image)[0]["probabilities"]
     assert np.allclose(list(got.values()), expected, atol=1e-6)

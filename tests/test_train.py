@@ -257,3 +257,38 @@ def test_log_parser_on_a_recorded_caffe_log() -> None:
     assert log.done and not log.stopped_early
     assert log.last_iteration() == 48
     assert log.iterations_per_second() > 0
+
+
+def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_tool: str) -> None:
+    from train.ship import ship, training_seconds
+
+    data = make_dataset(tmp_path / "data")
+    index = ["split,key,row,label,face_found,copy_of_train"]
+    for split in ("val", "test"):
+        index += [f"{split},{i:08d}_{i:05d},{i},0,{i % 2},{int(i < 3)}" for i in range(30)]
+    (data / "index.csv").write_text("\n".join(index) + "\n")
+    manifest = {
+        "input": {"csv_sha256": "abc"},
+        "counts": {s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
+        "faces": {s: {"found": 15} for s in ("train", "val", "test")},
+    }
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    net = make_tiny_net(tmp_path / "tiny")
+    train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
+    report = evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
+    model = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
+    names = {p.name for p in model.iterdir()}
+    assert names == {
+        "tiny_model.caffemodel",
+        "deploy.prototxt",
+        "mean.npy",
+        "labels.json",
+        "README.md",
+        "confusion.png",
+        "curves.png",
+        "report.json",
+    }
+    text = (model / "README.md").read_text()
+    assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
+    assert "make train NET=tiny EPOCHS=12" in text
+    assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600

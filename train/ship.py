@@ -1,0 +1,141 @@
+"""python -m train.ship: turn an evaluated run into a model folder with its model card.
+
+Copies the PublicTest-selected snapshot that `make evaluate` chose, deploy.prototxt, the
+training mean, the label names and the evaluation pictures into models/<name>/, and writes
+README.md (the model card) from run.json, the data manifest and report.json, so that every
+number on the card comes from those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from predict.classifier import CLASSES
+from train.caffe_log import parse
+
+
+def training_seconds(log_text: str, gap: float = 600) -> float:
+    """Time Caffe spent training, from its log: the sum of the steps between log lines,
+    leaving out pauses longer than gap seconds (a stopped and resumed run)."""
+    times = [t for _, t in parse(log_text).times]
+    steps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    return sum(s for s in steps if 0 <= s <= gap)
+
+
+def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
+    """The model card, in Markdown."""
+    schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
+    faces = manifest["faces"]
+    lines = [
+        f"# {name}",
+        "",
+        f"A Caffe `{info['net']}` (prototxt/{info['net']}/) trained on FER2013 by this project's `make train`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
+        f"| PublicTest accuracy (used to select the snapshot) | {val['accuracy']:.4f} |",
+        f"| PrivateTest, faces MTCNN found ({test['face_found']['images']}) | {test['face_found']['accuracy']:.4f} |",
+        f"| PrivateTest, no face found: unaligned crop ({test['face_not_found']['images']}) | "
+        f"{test['face_not_found']['accuracy']:.4f} |",
+        f"| PrivateTest without the {test['images'] - test['not_copies_of_train']['images']} pixel copies of "
+        f"training images ({test['not_copies_of_train']['images']}) | {test['not_copies_of_train']['accuracy']:.4f} |",
+        f"| selected snapshot | {Path(report['model']).name} ({report['selection']}) |",
+        f"| test-time augmentation | {report['tta']} |",
+        "",
+        "## Data",
+        f"- FER2013 (`fer2013.csv`, sha256 `{manifest['input']['csv_sha256']}`): "
+        f"{manifest['counts']['train']['total']} Training / {manifest['counts']['val']['total']} PublicTest / "
+        f"{manifest['counts']['test']['total']} PrivateTest images, 7 classes.",
+        f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48; "
+        f"faces found: train {faces['train']['found']}/{manifest['counts']['train']['total']}, "
+        f"PublicTest {faces['val']['found']}/{manifest['counts']['val']['total']}, "
+        f"PrivateTest {faces['test']['found']}/{manifest['counts']['test']['total']} "
+        "(the others keep the plain crop). Mean of the aligned training faces subtracted.",
+        "",
+        "## Training",
+        f"- {schedule['epochs']:g} epochs = {schedule['max_iter']} iterations of batch {schedule['batch_size']}; "
+        f"SGD momentum 0.9, weight decay 5e-4, base_lr 0.01, x0.1 at iterations "
+        f"{' and '.join(str(s) for s in schedule['stepvalues'])} (60% and 85%); mirror + random 42x42 crops.",
+        f"- Caffe time spent training: {timedelta(seconds=round(seconds))} (from caffe.log, pauses left out) "
+        f"on the machine described in the README; {info['versions']['caffe']}.",
+        "",
+        "## Reproduce",
+        "```sh",
+        "make preprocess FER2013=path/to/fer2013.csv.gz",
+        f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}",
+        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}",
+        f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g} NAME={name}",
+        "```",
+        "",
+        "## PrivateTest per class",
+        "",
+        "| class | precision | recall | F1 | images |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
+        for c, r in test["per_class"].items()
+    ]
+    lines += [
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        "![learning curves](curves.png)",
+        "",
+        "Files: `deploy.prototxt` (input 1x1x42x42: the centre crop of an aligned 48x48 face minus "
+        "`mean.npy`), the `.caffemodel`, `labels.json`, `report.json` (the full evaluation).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def ship(run: Path, name: str, models: Path) -> Path:
+    """Write models/<name>/ from an evaluated run; returns the folder."""
+    evaluation = run / "eval"
+    report_path = evaluation / "report.json"
+    if not report_path.exists():
+        raise FileNotFoundError(f"{report_path}: evaluate the run first (make evaluate)")
+    report = json.loads(report_path.read_text())
+    info = json.loads((run / "run.json").read_text())
+    data = Path(info["data"]["dir"])
+    manifest = json.loads((data / "manifest.json").read_text())
+    target = models / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy(report["model"], target / f"{name}.caffemodel")
+    shutil.copy(run / "deploy.prototxt", target / "deploy.prototxt")
+    shutil.copy(data / "mean.npy", target / "mean.npy")
+    for picture in ("confusion.png", "curves.png", "report.json"):
+        shutil.copy(evaluation / picture, target / picture)
+    (target / "labels.json").write_text(json.dumps(list(CLASSES)) + "\n")
+    seconds = training_seconds((run / "caffe.log").read_text())
+    (target / "README.md").write_text(card(name, run, info, manifest, report, seconds))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.ship", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run", type=Path, required=True, help="an evaluated run folder")
+    parser.add_argument("--name", required=True, help="model name, the folder under --models")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        target = ship(args.run, args.name, args.models)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
