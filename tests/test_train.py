@@ -177,7 +177,8 @@ def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureF
     assert "not a complete preprocessed dataset" in capsys.readouterr().err
 
 
-def test_deploy_computes_what_train_val_computes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("net_name", "logits", "hidden"), [("fer_reference", "fc3", "fc1"), ("fer_vgg", "fc6", "fc5")])
+def test_deploy_computes_what_train_val_computes(tmp_path: Path, net_name: str, logits: str, hidden: str) -> None:
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -185,24 +186,25 @@ def test_deploy_computes_what_train_val_computes(tmp_path: Path) -> None:
     write_lmdb(data / "val_lmdb", ((f"{i:08d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels))))
     write_lmdb(data / "train_lmdb", ((f"{i:08d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels))))
     (data / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(images.mean(axis=0)[None].astype(np.float32)))
-    write_net(ROOT / "prototxt/fer_reference/train_val.prototxt", tmp_path / "tv.prototxt", data, 97)
+    write_net(ROOT / f"prototxt/{net_name}/train_val.prototxt", tmp_path / "tv.prototxt", data, 97)
     caffe.set_random_seed(3)
     full = caffe.Net(str(tmp_path / "tv.prototxt"), caffe.TEST)
-    deploy = caffe.Net(str(ROOT / "prototxt/fer_reference/deploy.prototxt"), caffe.TEST)
+    deploy = caffe.Net(str(ROOT / f"prototxt/{net_name}/deploy.prototxt"), caffe.TEST)
+    assert list(full.params) == list(deploy.params)
     for name, params in full.params.items():
         for i, param in enumerate(params):
-            if "/bn" in name:  # moving mean, moving variance, scale factor
+            if name.endswith("/bn"):  # moving mean, moving variance, scale factor
                 param.data[...] = [rng.normal(size=param.data.shape), rng.uniform(0.5, 2, param.data.shape), 1][i]
             deploy.params[name][i].data[...] = param.data
     full.forward()
     deploy.blobs["data"].reshape(*full.blobs["data"].data.shape)
     deploy.reshape()
     prob = deploy.forward(data=full.blobs["data"].data.copy())["prob"]
-    logits = full.blobs["fc3"].data
-    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    values = full.blobs[logits].data
+    softmax = np.exp(values - values.max(axis=1, keepdims=True))
     softmax /= softmax.sum(axis=1, keepdims=True)
     assert np.allclose(prob, softmax, atol=1e-6)
-    assert deploy.blobs["fc1"].data.min() >= 0  # the ReLU after fc1 is there
+    assert deploy.blobs[hidden].data.min() >= 0  # the ReLU after the hidden fully connected layer is there
 
 
 def known_model(folder: Path, mean: float) -> Path:
