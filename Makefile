@@ -50,8 +50,9 @@ test: install ## build or reuse Caffe, then run the test suite
 lint: $(VENV)/.all-deps ## ruff
 	$(VENV)/bin/ruff check .
 
-preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=path/to/fer2013.csv[.gz], DATA=out dir)
-	$(PY) -m preprocess $(FER2013) --out $(DATA) $(ARGS)
+FERPLUS ?= $(dir $(FER2013))fer2013new.csv
+preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DATA=out dir, LABELS=ferplus)
+	$(PY) -m preprocess $(FER2013) --out $(DATA) $(if $(filter ferplus,$(LABELS)),--ferplus $(FERPLUS)) $(ARGS)
 
 NET ?= fer_reference
 EPOCHS ?= 150

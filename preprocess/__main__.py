@@ -56,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the training-set shuffle (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="processes for detection (default: %(default)s)")
+    parser.add_argument(
+        "--ferplus",
+        type=Path,
+        metavar="FER2013NEW_CSV",
+        help="label with FER+'s majority vote from fer2013new.csv (8 classes, contempt included; "
+        "rows without a majority, 'unknown' or 'not a face' are left out)",
+    )
     parser.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
     parser.add_argument("--force", action="store_true", help="rebuild even when the output is up to date")
     return parser.parse_args(argv)
@@ -66,11 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.csv.is_file():
         print(f"error: {args.csv}: no such file (expected the Kaggle fer2013.csv or .csv.gz)", file=sys.stderr)
         return 2
+    if args.ferplus is not None and not args.ferplus.is_file():
+        print(f"error: {args.ferplus}: no such file (expected FER+'s fer2013new.csv)", file=sys.stderr)
+        return 2
     settings = Settings(
         size=args.size, align=args.align, seed=args.seed, images=args.images, min_face_size=args.min_face
     )
     try:
-        manifest = build(args.csv, args.out, settings, workers=args.workers, strict=args.strict, force=args.force)
+        manifest = build(
+            args.csv,
+            args.out,
+            settings,
+            workers=args.workers,
+            strict=args.strict,
+            force=args.force,
+            ferplus_csv=args.ferplus,
+        )
     except (NotFer2013Error, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

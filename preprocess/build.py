@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from preprocess import caffe_proto
-from preprocess.fer_csv import CLASSES, SPLITS, BadRow, file_sha256, read_rows
+from preprocess import caffe_proto, ferplus
+from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, file_sha256, read_rows
 from preprocess.lmdb_io import write_lmdb
 
 FORMAT_VERSION = 1
@@ -55,12 +55,22 @@ class Split:
     images: list[np.ndarray] = field(default_factory=list)
 
 
-def read_csv(csv: Path, strict: bool) -> tuple[dict[str, Split], list[BadRow], str]:
-    """All valid rows by split, the bad rows, and the sha256 of the csv text."""
+def read_csv(
+    csv: Path, strict: bool, ferplus_csv: Path | None = None
+) -> tuple[dict[str, Split], list[BadRow], str, Counter]:
+    """All valid rows by split, the bad rows, the sha256 of the csv text, and (with FER+
+    labels) how many rows were left without a label, by reason."""
     rows, reader = read_rows(csv)
+    plus = ferplus.read_labels(ferplus_csv) if ferplus_csv else None
     splits = {name: Split(name) for name in SPLITS.values()}
     bad: list[BadRow] = []
+    unlabelled: Counter = Counter()
     for row in tqdm(rows, desc="read csv", unit=" rows", total=None, file=sys.stderr):
+        label = None
+        if plus is not None:  # one FER+ row per csv data row, valid or not
+            usage, label = next(plus, (None, None))
+            if usage is None:
+                raise NotFer2013Error(f"{ferplus_csv}: fewer rows than {csv}")
         if isinstance(row, BadRow):
             if strict:
                 raise DataError(f"{csv}: line {row.line}: {row.reason}")
@@ -68,13 +78,21 @@ def read_csv(csv: Path, strict: bool) -> tuple[dict[str, Split], list[BadRow], s
             if len(bad) <= 20:
                 tqdm.write(f"{csv}: line {row.line}: {row.reason} (row skipped)", file=sys.stderr)
             continue
+        if plus is not None:
+            if SPLITS.get(usage) != row.split:
+                raise NotFer2013Error(f"{ferplus_csv}: line {row.index + 2}: Usage {usage!r} differs from {csv}")
+            if isinstance(label, str):
+                unlabelled[label] += 1
+                continue
         split = splits[row.split]
         split.rows.append(row.index)
-        split.labels.append(row.label)
+        split.labels.append(row.label if label is None else label)
         split.images.append(row.image)
+    if plus is not None and next(plus, None) is not None:
+        raise NotFer2013Error(f"{ferplus_csv}: more rows than {csv}")
     if len(bad) > 20:
         tqdm.write(f"... {len(bad) - 20} more bad rows, all listed in manifest.json", file=sys.stderr)
-    return splits, bad, reader.sha256.hexdigest()
+    return splits, bad, reader.sha256.hexdigest(), unlabelled
 
 
 _detector = None
@@ -174,11 +192,23 @@ def up_to_date(out: Path, fingerprint: dict) -> bool:
 
 
 def build(
-    csv: Path, out: Path, settings: Settings, workers: int = 2, strict: bool = False, force: bool = False
+    csv: Path,
+    out: Path,
+    settings: Settings,
+    workers: int = 2,
+    strict: bool = False,
+    force: bool = False,
+    ferplus_csv: Path | None = None,
 ) -> dict | None:
-    """Run the whole preprocessing; the manifest, or None when out is already up to date."""
+    """Run the whole preprocessing; the manifest, or None when out is already up to date.
+    With ferplus_csv, the labels are FER+'s majority votes (8 classes)."""
     started = time.time()
-    fingerprint = {"format": FORMAT_VERSION, "input_file_sha256": file_sha256(csv), **settings.__dict__}
+    fingerprint = {
+        "format": FORMAT_VERSION,
+        "input_file_sha256": file_sha256(csv),
+        **settings.__dict__,
+        "ferplus_sha256": file_sha256(ferplus_csv) if ferplus_csv else None,
+    }
     if not force and up_to_date(out, fingerprint):
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +216,7 @@ def build(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        manifest = _build_into(tmp, csv, settings, workers, strict, fingerprint, started)
+        manifest = _build_into(tmp, csv, settings, workers, strict, fingerprint, started, ferplus_csv)
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         if out.exists():
             out.rename(old)
@@ -198,10 +228,18 @@ def build(
 
 
 def _build_into(
-    tmp: Path, csv: Path, settings: Settings, workers: int, strict: bool, fingerprint: dict, started: float
+    tmp: Path,
+    csv: Path,
+    settings: Settings,
+    workers: int,
+    strict: bool,
+    fingerprint: dict,
+    started: float,
+    ferplus_csv: Path | None,
 ) -> dict:
     timings = {}
-    splits, bad, csv_sha256 = read_csv(csv, strict)
+    splits, bad, csv_sha256, unlabelled = read_csv(csv, strict, ferplus_csv)
+    classes = ferplus.CLASSES if ferplus_csv else CLASSES
     timings["read_csv_s"] = round(time.time() - started, 1)
     duplicates = train_duplicates(splits)
     counts, found_counts, index_lines = {}, {}, ["split,key,row,label,face_found,copy_of_train"]
@@ -235,7 +273,7 @@ def _build_into(
             (tmp / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(mean))
             np.save(tmp / "mean.npy", mean)
         label_counts = Counter(split.labels)
-        counts[name] = {"total": len(split.rows), **{CLASSES[c]: label_counts.get(c, 0) for c in range(len(CLASSES))}}
+        counts[name] = {"total": len(split.rows), **{classes[c]: label_counts.get(c, 0) for c in range(len(classes))}}
         found_counts[name] = {
             "found": int(found.sum()),
             "not_found": int((~found).sum()),
@@ -250,7 +288,11 @@ def _build_into(
             "path": str(csv.resolve()),
             "file_sha256": fingerprint["input_file_sha256"],
             "csv_sha256": csv_sha256,
+            "ferplus": str(ferplus_csv.resolve()) if ferplus_csv else None,
+            "ferplus_sha256": fingerprint["ferplus_sha256"],
         },
+        "labels": "ferplus (majority vote)" if ferplus_csv else "fer2013",
+        "unlabelled_by_ferplus": dict(unlabelled),
         "settings": {
             **settings.__dict__,
             "workers": workers,
@@ -258,7 +300,7 @@ def _build_into(
             "lmdb_key": "<position:08d>_<csv row:05d>",
             "train_shuffle_seed": settings.seed,
         },
-        "classes": list(CLASSES),
+        "classes": list(classes),
         "counts": counts,
         "faces": found_counts,
         "bad_rows": {"count": len(bad), "rows": [{"line": b.line, "reason": b.reason} for b in bad]},

@@ -260,3 +260,42 @@ def test_two_worker_processes_give_the_same_faces(tmp_path: Path) -> None:
     two, found_two = build_module.align_faces(crops, Settings(), workers=2, desc="two")
     assert np.array_equal(found_one, found_two)
     assert np.array_equal(one, two)
+
+
+@pytest.mark.parametrize(
+    ("votes", "expected"),
+    [
+        ([6, 0, 1, 1, 0, 0, 0, 0, 2, 0], 0),  # clear neutral
+        ([0, 4, 4, 0, 0, 0, 0, 0, 2, 0], "no majority"),
+        ([0, 0, 0, 0, 0, 0, 0, 2, 0, 8], "majority not a face"),
+        ([1, 1, 1, 1, 1, 0, 0, 0, 5, 0], "majority unknown"),
+        ([1, 1, 1, 1, 1, 1, 1, 3, 0, 0], 7),  # single votes are outliers: contempt wins
+    ],
+)
+def test_ferplus_majority_vote(votes: list[int], expected: int | str) -> None:
+    from preprocess.ferplus import majority
+
+    assert majority(np.array(votes)) == expected
+
+
+def test_ferplus_labels_replace_fer2013s(tmp_path: Path) -> None:
+    from preprocess.ferplus import CLASSES, HEADER
+
+    csv = tmp_path / "fer.csv"
+    write_csv(csv, with_bad=False)
+    votes = []
+    for i, usage in enumerate(USAGES):
+        row = [0] * 10
+        row[i % 10] = 8  # class i % 10: 8 and 9 are unknown / not a face, left out
+        votes.append(f"{usage},{'' if i == 5 else f'fer{i:07d}.png'},{','.join(map(str, row))}")
+    plus = tmp_path / "fer2013new.csv"
+    plus.write_text(",".join(HEADER) + "\n" + "\n".join(votes) + "\n")
+    manifest = build(csv, tmp_path / "out", Settings(align=False, images=False), workers=1, ferplus_csv=plus)
+    assert manifest["classes"] == list(CLASSES)
+    assert manifest["unlabelled_by_ferplus"] == {"majority unknown": 3, "majority not a face": 3, "left out by FER+": 1}
+    keys, _, labels = read_lmdb(tmp_path / "out" / "test_lmdb")
+    assert [int(k.split("_")[1]) % 10 for k in keys] == list(labels)
+    assert sum(c["total"] for c in manifest["counts"].values()) == 35 - 7
+    bad = tmp_path / "short.csv"
+    bad.write_text("\n".join(plus.read_text().splitlines()[:10]) + "\n")
+    assert main([str(csv), "--out", str(tmp_path / "x"), "--ferplus", str(bad), "--workers", "1", "--no-align"]) == 2

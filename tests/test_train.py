@@ -294,3 +294,17 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
     assert "make train NET=tiny EPOCHS=12" in text
     assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600
+
+
+@pytest.mark.parametrize("net_name", ["fer_reference", "fer_vgg"])
+def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str) -> None:
+    from train.run import write_deploy
+
+    data = make_dataset(tmp_path / "data")
+    pb2 = caffe_pb2()
+    write_net(ROOT / f"prototxt/{net_name}/train_val.prototxt", tmp_path / "tv.prototxt", data, 10, classes=8)
+    write_deploy(ROOT / f"prototxt/{net_name}/deploy.prototxt", tmp_path / "deploy.prototxt", 8)
+    for name in ("tv.prototxt", "deploy.prototxt"):
+        net = text_format.Parse((tmp_path / name).read_text(), pb2.NetParameter())
+        outputs = [layer.inner_product_param.num_output for layer in net.layer if layer.type == "InnerProduct"]
+        assert outputs[-1] == 8 and outputs[:-1] and all(n > 8 for n in outputs[:-1])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from predict.classifier import Classifier, ModelError, ModelFiles
+from predict.classifier import CLASSES, Classifier, ModelError, ModelFiles
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
 from train.caffe_log import parse
@@ -69,6 +69,13 @@ def snapshot_iteration(path: Path) -> int:
     return int(match[1]) if match else -1
 
 
+def dataset_labels(data: Path) -> tuple[str, ...]:
+    """The class names the dataset was made with (FER2013's seven without a manifest)."""
+    manifest = data / "manifest.json"
+    classes = json.loads(manifest.read_text()).get("classes") if manifest.exists() else None
+    return tuple(classes) if classes else CLASSES
+
+
 def select_snapshot(run: Path, mean: Path, val: dict, tta: str, backend: str) -> tuple[Path, list[dict]]:
     """The run's snapshot with the best PublicTest accuracy (the later one on a tie)."""
     snapshots = sorted((run / "snapshots").glob("*.caffemodel"), key=snapshot_iteration)
@@ -76,7 +83,9 @@ def select_snapshot(run: Path, mean: Path, val: dict, tta: str, backend: str) ->
         raise ModelError(f"{run}: no snapshots/*.caffemodel yet")
     candidates = []
     for weights in tqdm(snapshots, desc="PublicTest per snapshot", unit=" snapshots", file=sys.stderr):
-        classifier = Classifier(ModelFiles(run / "deploy.prototxt", weights, mean), backend)
+        classifier = Classifier(
+            ModelFiles(run / "deploy.prototxt", weights, mean, dataset_labels(mean.parent)), backend
+        )
         accuracy = metrics.accuracy(val["labels"], classifier.probabilities(val["faces"], tta=tta).argmax(axis=1))
         candidates.append(
             {"snapshot": weights.name, "iteration": snapshot_iteration(weights), "val_accuracy": accuracy}
@@ -128,7 +137,7 @@ def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = N
     candidates = []
     if run is not None:
         weights, candidates = select_snapshot(run, data / "mean.npy", val, tta, backend)
-        files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy")
+        files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy", dataset_labels(data))
         selection = f"snapshot {weights.name}, the best of {len(candidates)} on PublicTest"
     else:
         files = ModelFiles.from_dir(model)

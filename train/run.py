@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -64,9 +63,18 @@ def net_dir(net: str) -> Path:
     return folder
 
 
-def write_net(source: Path, target: Path, data: Path, test_batch: int) -> int:
-    """train_val.prototxt with the data paths of this dataset and the exact TEST batch;
-    returns the TRAIN batch size."""
+def set_classes(net, classes: int, prob_type: str) -> None:
+    """Give the layer that feeds the prob_type layer (SoftmaxWithLoss or Softmax) one output
+    per class: the number of classes follows from the data (7 for FER2013, 8 for FER+)."""
+    feeds = {layer.bottom[0] for layer in net.layer if layer.type == prob_type}
+    for layer in net.layer:
+        if layer.type == "InnerProduct" and set(layer.top) & feeds:
+            layer.inner_product_param.num_output = classes
+
+
+def write_net(source: Path, target: Path, data: Path, test_batch: int, classes: int = 7) -> int:
+    """train_val.prototxt with the data paths of this dataset, the exact TEST batch and
+    one output per class; returns the TRAIN batch size."""
     pb2 = caffe_pb2()
     net = text_format.Parse(source.read_text(), pb2.NetParameter())
     train_batch = 0
@@ -81,8 +89,16 @@ def write_net(source: Path, target: Path, data: Path, test_batch: int) -> int:
             layer.data_param.batch_size = test_batch
         else:
             train_batch = layer.data_param.batch_size
+    set_classes(net, classes, "SoftmaxWithLoss")
     target.write_text(text_format.MessageToString(net))
     return train_batch
+
+
+def write_deploy(source: Path, target: Path, classes: int) -> None:
+    """deploy.prototxt with one output per class."""
+    net = text_format.Parse(source.read_text(), caffe_pb2().NetParameter())
+    set_classes(net, classes, "Softmax")
+    target.write_text(text_format.MessageToString(net))
 
 
 def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, prefix: Path) -> None:
@@ -131,8 +147,9 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str)
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
+    classes = len(manifest.get("classes", range(7)))
     train_batch = write_net(
-        folder / "train_val.prototxt", run_dir / "train_val.prototxt", data, exact_test_batch(val_size)
+        folder / "train_val.prototxt", run_dir / "train_val.prototxt", data, exact_test_batch(val_size), classes
     )
     schedule = Schedule(
         epochs=epochs,
@@ -148,7 +165,7 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str)
         schedule,
         snapshots / net,
     )
-    shutil.copy(folder / "deploy.prototxt", run_dir / "deploy.prototxt")
+    write_deploy(folder / "deploy.prototxt", run_dir / "deploy.prototxt", classes)
     resume = newest_state(snapshots)
     command = [
         caffe,

@@ -114,7 +114,7 @@ def ship(run: Path, name: str, models: Path) -> Path:
     shutil.copy(data / "mean.npy", target / "mean.npy")
     for picture in ("confusion.png", "curves.png", "report.json"):
         shutil.copy(evaluation / picture, target / picture)
-    (target / "labels.json").write_text(json.dumps(list(CLASSES)) + "\n")
+    (target / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
     seconds = training_seconds((run / "caffe.log").read_text())
     (target / "README.md").write_text(card(name, run, info, manifest, report, seconds))
     return target

@@ -1,0 +1,65 @@
+"""FER+ labels (Barsoum et al., ICMI 2016): 10 crowd votes per FER2013 image, joined by row.
+
+fer2013new.csv has the same rows in the same order as fer2013.csv. A row's label is the
+majority vote as FER+'s own "majority" mode takes it: single votes are dropped as outliers,
+and the winning category must hold more than half of the remaining votes. Rows whose
+winner is "unknown" or "not a face", rows without a majority, and the rows FER+ leaves out
+(no image name) get no label.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.fer_csv import NotFer2013Error
+
+HEADER = [
+    "Usage",
+    "Image name",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
+CLASSES = ("Neutral", "Happy", "Surprise", "Sad", "Angry", "Disgust", "Fear", "Contempt")
+
+
+def majority(votes: np.ndarray) -> int | str:
+    """The class index of a row's 10 vote counts, or why it has none."""
+    kept = np.where(votes > 1, votes, 0)
+    total = kept.sum()
+    if total == 0 or kept.max() * 2 <= total:
+        return "no majority"
+    winner = int(np.argmax(kept))
+    if winner == 8:
+        return "majority unknown"
+    if winner == 9:
+        return "majority not a face"
+    return winner
+
+
+def read_labels(path: Path) -> Iterator[tuple[str, int | str]]:
+    """(Usage, label or reason) for each row of fer2013new.csv, in file order."""
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != HEADER:
+            raise NotFer2013Error(f"{path}: line 1: expected the FER+ header {','.join(HEADER)!r}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                votes = np.array([int(v) for v in row[2:]])
+            except ValueError as error:
+                raise NotFer2013Error(f"{path}: line {line}: vote counts must be integers") from error
+            if len(row) != len(HEADER):
+                raise NotFer2013Error(f"{path}: line {line}: expected {len(HEADER)} fields, found {len(row)}")
+            yield row[0], (majority(votes) if row[1] else "left out by FER+")
