@@ -76,7 +76,7 @@ bench-predict: install-predict ## benchmark prediction: photo, crops, video, mem
 
 bench-train: install ## benchmark Caffe against PyTorch training the reference net (installs torch)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA))
+	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA)) $(if $(BASELINE),--baseline $(BASELINE))
 
 NAME ?= fer2013_reference
 ship: install ## copy the evaluated RUNS/RUN into models/NAME with its model card

@@ -118,10 +118,20 @@ def torch_worker() -> float:
     return median_step_seconds(step)
 
 
-def measure(kind: str, threads: int, data: Path | None = None) -> float:
-    """Run one worker in a fresh process with the given thread count."""
+def caffe_build_folder() -> str:
+    """The cached Caffe build that the project's .venv imports."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import caffe
+
+    return str(Path(caffe.__file__).resolve().parents[3])
+
+
+def measure(kind: str, threads: int, data: Path | None = None, caffe_build: Path | None = None) -> float:
+    """Run one worker in a fresh process with the given thread count (and another Caffe build's
+    pycaffe first on the path, for a before/after comparison)."""
     env = {
         **os.environ,
+        **({"PYTHONPATH": str(caffe_build / "src" / "python")} if caffe_build else {}),
         "OMP_NUM_THREADS": str(threads),
         "OPENBLAS_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
@@ -136,6 +146,9 @@ def measure(kind: str, threads: int, data: Path | None = None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="a preprocessed dataset, to time Caffe on its real LMDB too")
+    parser.add_argument(
+        "--baseline", type=Path, help="another cached Caffe build (for example the unpatched one) to time as well"
+    )
     parser.add_argument("--worker", choices=("caffe", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,6 +162,8 @@ def main() -> None:
     from bench.common import write_results
 
     results: dict = {
+        "caffe_build": caffe_build_folder(),
+        "baseline_build": str(args.baseline) if args.baseline else None,
         "net": "prototxt/fer_reference (FaceEmotionNet)",
         "batch": BATCH,
         "steps_per_run": STEPS,
@@ -178,6 +193,11 @@ def main() -> None:
             lmdb_s = measure("caffe", threads, args.data)
             row["caffe_lmdb_images_per_s"] = round(BATCH / lmdb_s)
             row["projected_150_epochs_hours"] = round(150 * train_images / (BATCH / lmdb_s) / 3600, 2)
+        if args.baseline is not None:
+            baseline_s = measure("caffe", threads, caffe_build=args.baseline)
+            row["baseline_caffe_images_per_s"] = round(BATCH / baseline_s)
+            if results["torch"]:
+                row["baseline_caffe_over_torch"] = round(torch_s / baseline_s, 2)
         results[f"threads_{threads}"] = row
         print(json.dumps({f"threads_{threads}": row}), file=sys.stderr)
     write_results("train_speed", results)
