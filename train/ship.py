@@ -45,7 +45,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         f"{test['face_not_found']['accuracy']:.4f} |",
         f"| PrivateTest without the {test['images'] - test['not_copies_of_train']['images']} pixel copies of "
         f"training images ({test['not_copies_of_train']['images']}) | {test['not_copies_of_train']['accuracy']:.4f} |",
-        f"| selected snapshot | {Path(report['model']).name} ({report['selection']}) |",
+        f"| selected | {report['selection']} |",
         f"| test-time augmentation | {report['tta']} |",
         "",
         "## Data",
