@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+from preprocess.fer_csv import CLASSES
 
 
 class ModelError(Exception):

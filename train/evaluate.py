@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from predict.classifier import CLASSES, Classifier, ModelError, ModelFiles
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
 from train.caffe_log import parse
+from train.run import snapshot_iteration
 
 SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 
@@ -62,11 +62,6 @@ def split_report(classifier: Classifier, split: dict, tta: str) -> tuple[dict, n
         ):
             report[name] = {"images": int(mask.sum()), "accuracy": metrics.accuracy(truth[mask], predicted[mask])}
     return report, counts
-
-
-def snapshot_iteration(path: Path) -> int:
-    match = re.search(r"_iter_(\d+)\.caffemodel$", path.name)
-    return int(match[1]) if match else -1
 
 
 def dataset_labels(data: Path) -> tuple[str, ...]:

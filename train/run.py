@@ -3,7 +3,6 @@ and run.json; resumes from the newest .solverstate when started again."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from preprocess.fer_csv import file_sha256
 from preprocess.lmdb_io import lmdb_size
 from train.caffe_log import CaffeLog, parse
 from train.schedule import Schedule, exact_test_batch
@@ -117,21 +117,19 @@ def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, pref
     target.write_text(text_format.MessageToString(solver))
 
 
+def snapshot_iteration(path: Path) -> int:
+    """The iteration in a snapshot's name (<prefix>_iter_<N>.caffemodel or .solverstate); -1 if none."""
+    match = re.search(r"_iter_(\d+)\.(caffemodel|solverstate)$", path.name)
+    return int(match[1]) if match else -1
+
+
 def newest_state(snapshots: Path) -> tuple[Path, int] | None:
     """The .solverstate with the highest iteration, and that iteration."""
-    states = [
-        (int(m[1]), p)
-        for p in snapshots.glob("*_iter_*.solverstate")
-        if (m := re.search(r"_iter_(\d+)\.solverstate$", p.name))
-    ]
+    states = [(snapshot_iteration(p), p) for p in snapshots.glob("*_iter_*.solverstate")]
     if not states:
         return None
     iteration, path = max(states)
     return path, iteration
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str) -> dict:
