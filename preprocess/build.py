@@ -161,10 +161,15 @@ def lmdb_order(split: Split, seed: int) -> np.ndarray:
     return order
 
 
+def lmdb_key(position: int, row: int) -> str:
+    """Keys sort in write order and end with the csv row they came from."""
+    return f"{position:08d}_{row:05d}"
+
+
 def records(split: Split, faces: np.ndarray, order: np.ndarray) -> Iterator[tuple[str, np.ndarray, int]]:
-    """(key, image, label); keys sort in write order and end with the csv row they came from."""
+    """(key, image, label) in write order."""
     for position, i in enumerate(order):
-        yield f"{position:08d}_{split.rows[i]:05d}", faces[i], split.labels[i]
+        yield lmdb_key(position, split.rows[i]), faces[i], split.labels[i]
 
 
 def training_mean(faces: np.ndarray) -> np.ndarray:
@@ -266,7 +271,8 @@ def _build_into(
         )
         timings[f"lmdb_{name}_s"] = round(time.time() - start, 1)
         copies = duplicates.get(name, np.zeros(len(order), dtype=bool))
-        for key, i in ((f"{p:08d}_{split.rows[i]:05d}", i) for p, i in enumerate(order)):
+        for position, i in enumerate(order):
+            key = lmdb_key(position, split.rows[i])
             index_lines.append(f"{name},{key},{split.rows[i]},{split.labels[i]},{int(found[i])},{int(copies[i])}")
         if name == "train":
             mean = training_mean(faces)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 _TIME = re.compile(r"^[IWEF](\d{8} \d\d:\d\d:\d\d\.\d+)")
 _TRAIN = re.compile(r"Iteration (\d+) \(.*?\), loss = ([-\d.e+naif]+)")
@@ -50,7 +51,7 @@ class CaffeLog:
 
     def last_iteration(self) -> int:
         """The furthest iteration the log shows, counting snapshots (which outlive displays)."""
-        snapped = [int(m[1]) for path in self.snapshots if (m := re.search(r"_iter_(\d+)\.solverstate", path))]
+        snapped = [snapshot_iteration(Path(path)) for path in self.snapshots]
         return max([i for i, _ in self.train] + snapped + [0])
 
     def iterations_per_second(self) -> float | None:
@@ -60,6 +61,12 @@ class CaffeLog:
         (i0, t0), (i1, t1) = self.times[max(0, len(self.times) - 5)], self.times[-1]
         seconds = (t1 - t0).total_seconds()
         return (i1 - i0) / seconds if seconds > 0 and i1 > i0 else None
+
+
+def snapshot_iteration(path: Path) -> int:
+    """The iteration in a snapshot's name (<prefix>_iter_<N>.caffemodel or .solverstate); -1 if none."""
+    match = re.search(r"_iter_(\d+)\.(caffemodel|solverstate)$", path.name)
+    return int(match[1]) if match else -1
 
 
 def parse(text: str) -> CaffeLog:

@@ -16,8 +16,7 @@ from tqdm import tqdm
 from predict.classifier import CLASSES, Classifier, ModelError, ModelFiles
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
-from train.caffe_log import parse
-from train.run import snapshot_iteration
+from train.caffe_log import parse, snapshot_iteration
 
 SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from tqdm import tqdm
 
 from preprocess.fer_csv import file_sha256
 from preprocess.lmdb_io import lmdb_size
-from train.caffe_log import CaffeLog, parse
+from train.caffe_log import CaffeLog, parse, snapshot_iteration
 from train.schedule import Schedule, exact_test_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,12 +114,6 @@ def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, pref
     solver.snapshot = schedule.snapshot
     solver.snapshot_prefix = str(prefix)
     target.write_text(text_format.MessageToString(solver))
-
-
-def snapshot_iteration(path: Path) -> int:
-    """The iteration in a snapshot's name (<prefix>_iter_<N>.caffemodel or .solverstate); -1 if none."""
-    match = re.search(r"_iter_(\d+)\.(caffemodel|solverstate)$", path.name)
-    return int(match[1]) if match else -1
 
 
 def newest_state(snapshots: Path) -> tuple[Path, int] | None:
