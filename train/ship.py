@@ -15,8 +15,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from google.protobuf import text_format
+
 from predict.classifier import CLASSES
 from train.caffe_log import parse
+from train.run import caffe_pb2
 
 
 def training_seconds(log_text: str, gap: float = 600) -> float:
@@ -27,9 +30,35 @@ def training_seconds(log_text: str, gap: float = 600) -> float:
     return sum(s for s in steps if 0 <= s <= gap)
 
 
+def recipe(run: Path) -> dict:
+    """What the card says about training, read from the run's own solver and nets: solver
+    settings, the training augmentation and the deploy input shape."""
+    pb2 = caffe_pb2()
+    solver = text_format.Parse((run / "solver.prototxt").read_text(), pb2.SolverParameter())
+    net = text_format.Parse((run / "train_val.prototxt").read_text(), pb2.NetParameter())
+    deploy = text_format.Parse((run / "deploy.prototxt").read_text(), pb2.NetParameter())
+    transform = next(
+        layer.transform_param
+        for layer in net.layer
+        if layer.type == "Data" and (not layer.include or layer.include[0].phase == pb2.TRAIN)
+    )
+    shape = next(layer.input_param.shape[0].dim for layer in deploy.layer if layer.type == "Input")
+    augment = [f"random {transform.crop_size}x{transform.crop_size} crops"] if transform.crop_size else []
+    augment = (["mirror"] if transform.mirror else []) + augment
+    return {
+        "solver": f"SGD momentum {solver.momentum:g}, weight decay {solver.weight_decay:g}, "
+        f"base_lr {solver.base_lr:g}, x{solver.gamma:g}",
+        "augment": " + ".join(augment) or "no augmentation",
+        "input": "x".join(str(d) for d in shape),
+        "crop": transform.crop_size,
+    }
+
+
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
+    how = recipe(run)
+    tta = "" if report["tta"] == "none" else f' ARGS="--tta {report["tta"]}"'
     faces = manifest["faces"]
     lines = [
         f"# {name}",
@@ -60,8 +89,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "## Training",
         f"- {schedule['epochs']:g} epochs = {schedule['max_iter']} iterations of batch {schedule['batch_size']}; "
-        f"SGD momentum 0.9, weight decay 5e-4, base_lr 0.01, x0.1 at iterations "
-        f"{' and '.join(str(s) for s in schedule['stepvalues'])} (60% and 85%); mirror + random 42x42 crops.",
+        f"{how['solver']} at iterations {' and '.join(str(s) for s in schedule['stepvalues'])} (60% and 85%); "
+        f"{how['augment']} of the 48x48 faces.",
         f"- Caffe time spent training: {timedelta(seconds=round(seconds))} (from caffe.log, pauses left out) "
         f"on the machine described in the README; {info['versions']['caffe']}.",
         "",
@@ -69,7 +98,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "```sh",
         "make preprocess FER2013=path/to/fer2013.csv.gz",
         f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}",
-        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}",
+        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{tta}",
         f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g} NAME={name}",
         "```",
         "",
@@ -88,8 +117,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "![learning curves](curves.png)",
         "",
-        "Files: `deploy.prototxt` (input 1x1x42x42: the centre crop of an aligned 48x48 face minus "
-        "`mean.npy`), the `.caffemodel`, `labels.json`, `report.json` (the full evaluation).",
+        f"Files: `deploy.prototxt` (input {how['input']}: the centre {how['crop']}x{how['crop']} crop of an aligned "
+        "48x48 face minus `mean.npy`), the `.caffemodel`, `labels.json`, `report.json` (the full evaluation).",
         "",
     ]
     return "\n".join(lines)
