@@ -78,6 +78,6 @@ bench-train: install ## benchmark Caffe against PyTorch training the reference n
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA)) $(if $(BASELINE),--baseline $(BASELINE))
 
-NAME ?= fer2013_reference
+NAME ?= fer2013_$(patsubst fer_%,%,$(NET))
 ship: install ## copy the evaluated RUNS/RUN into models/NAME with its model card
 	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from predict.classifier import ModelError
+from predict.classifier import TTA_MODES, ModelError
 from predict.media import IMAGE_SUFFIXES, InputError, annotate, kind, open_video, read_image
 from predict.recognizer import DEFAULT_MODEL, Recognizer
 
@@ -71,7 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threshold", type=float, default=0.8, help="MTCNN's final face score threshold, 0-1 (default: %(default)s)"
     )
-    parser.add_argument("--tta", choices=("none", "mirror", "ten"), default="none", help="test-time augmentation")
+    parser.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="test-time augmentation: average over the mirrored face, or over ten crops (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from preprocess.fer_csv import CLASSES
 
+TTA_MODES = ("none", "mirror", "ten")
+
 
 class ModelError(Exception):
     """A model folder that is missing files or holds unreadable ones."""

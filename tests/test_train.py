@@ -246,6 +246,9 @@ def test_evaluating_a_run_selects_on_publictest_and_draws_curves(tmp_path: Path,
     report = evaluate(data, tmp_path / "eval", "mirror", "opencv", run=tmp_path / "runs/r")
     best = max(c["val_accuracy"] for c in report["candidates"])
     assert report["splits"]["val"]["accuracy"] == pytest.approx(best)
+    assert set(report["tta_table"]) == {"none", "mirror", "ten"}
+    assert report["tta_table"]["mirror"]["test"] == pytest.approx(report["splits"]["test"]["accuracy"])
+    assert "| ten |" in (tmp_path / "eval/report.md").read_text()
     assert (tmp_path / "eval/curves.png").stat().st_size > 1000
 
 

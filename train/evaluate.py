@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from predict.classifier import CLASSES, Classifier, ModelError, ModelFiles
+from predict.classifier import CLASSES, TTA_MODES, Classifier, ModelError, ModelFiles
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
@@ -61,6 +61,17 @@ def split_report(classifier: Classifier, split: dict, tta: str) -> tuple[dict, n
         ):
             report[name] = {"images": int(mask.sum()), "accuracy": metrics.accuracy(truth[mask], predicted[mask])}
     return report, counts
+
+
+def tta_table(classifier: Classifier, splits: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """Accuracy of the model with each test-time augmentation on each split: the TTA ablation."""
+    return {
+        mode: {
+            key: metrics.accuracy(split["labels"], classifier.probabilities(split["faces"], tta=mode).argmax(axis=1))
+            for key, split in splits.items()
+        }
+        for mode in TTA_MODES
+    }
 
 
 def dataset_labels(data: Path) -> tuple[str, ...]:
@@ -111,6 +122,14 @@ def markdown(report: dict) -> str:
     lines += ["", "PrivateTest per class:", "", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
     for name, row in test["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    lines += [
+        "",
+        "Test-time augmentation, the same weights:",
+        "",
+        "| TTA | PublicTest | PrivateTest |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in report["tta_table"].items()]
     lines += ["", "![confusion matrix](confusion.png)", ""]
     if report.get("curves"):
         lines += ["![learning curves](curves.png)", ""]
@@ -148,6 +167,7 @@ def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = N
         "backend": backend,
         "data": str(data),
         "splits": reports,
+        "tta_table": tta_table(classifier, {"val": val, "test": test}),
         "candidates": candidates,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -180,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="preprocessed dataset (default: the run's, else data/fer2013)")
     parser.add_argument(
         "--tta",
-        choices=("none", "mirror", "ten"),
+        choices=TTA_MODES,
         default="none",
         help="test-time augmentation: mirror, or ten crops (default: %(default)s)",
     )
