@@ -3,6 +3,7 @@ public domain) with the shipped model; writes out/demo.png and out/demo.json."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,10 +19,8 @@ def main(out: Path = Path("out")) -> int:
     photo = out / "astronaut.png"
     cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     result = out / "demo.json"
-    stdout = sys.stdout
-    with open(result, "w") as sys.stdout:
+    with open(result, "w") as handle, contextlib.redirect_stdout(handle):
         code = predict_main([str(photo), "--out", str(out / "demo.png")])
-    sys.stdout = stdout
     if code != 0:
         return code
     faces = json.loads(result.read_text())["faces"]
