@@ -80,7 +80,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "## Data",
         f"- FER2013 (`fer2013.csv`, sha256 `{manifest['input']['csv_sha256']}`): "
         f"{manifest['counts']['train']['total']} Training / {manifest['counts']['val']['total']} PublicTest / "
-        f"{manifest['counts']['test']['total']} PrivateTest images, 7 classes.",
+        f"{manifest['counts']['test']['total']} PrivateTest images, {len(manifest.get('classes', CLASSES))} classes "
+        f"({manifest.get('labels', 'fer2013')} labels).",
         f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48; "
         f"faces found: train {faces['train']['found']}/{manifest['counts']['train']['total']}, "
         f"PublicTest {faces['val']['found']}/{manifest['counts']['val']['total']}, "
@@ -96,7 +97,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "## Reproduce",
         "```sh",
-        "make preprocess FER2013=path/to/fer2013.csv.gz",
+        "make preprocess FER2013=path/to/fer2013.csv.gz"
+        + (" LABELS=ferplus" if manifest["input"].get("ferplus") else ""),
         f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}",
         f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{tta}",
         f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g} NAME={name}",
