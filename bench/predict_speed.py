@@ -1,6 +1,6 @@
 """Prediction speed and memory: a 640x480 photo, batches of face crops, a 640x480 video.
 
-    python bench/predict_speed.py [--model models/fer2013_reference]
+    python bench/predict_speed.py [--model models/fer2013_vgg]
 
 Writes bench/results/predict_speed.json. The video figure and the peak memory come from a
 real `python -m predict clip.avi` run in a subprocess (its own peak RSS, VmHWM).

@@ -11,7 +11,7 @@ from predict.classifier import Classifier, ModelFiles
 from preprocess.faces import FaceDetector, align, to_gray
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "fer2013_reference"
+DEFAULT_MODEL = ROOT / "models" / "fer2013_vgg"
 
 
 class Recognizer:
