@@ -296,6 +296,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     text = (model / "README.md").read_text()
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
     assert "make train NET=tiny EPOCHS=12" in text
+    assert f"| ten | {report['tta_table']['ten']['val']:.4f} |" in text
     assert "random 6x6 crops of the 48x48 faces" in text and "no augmentation" not in text
     assert "mirror" not in text.split("## Training")[1].split("##")[0]
     assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600

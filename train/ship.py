@@ -113,6 +113,10 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         f"| {c} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
         for c, r in test["per_class"].items()
     ]
+    if report.get("tta_table"):
+        lines += ["", "## Test-time augmentation", "", "| TTA | PublicTest | PrivateTest |", "|---|---|---|"]
+        lines += [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in report["tta_table"].items()]
+        lines.append("\n`python -m predict --tta mirror` (or `ten`) averages over those views.")
     lines += [
         "",
         "![confusion matrix](confusion.png)",
