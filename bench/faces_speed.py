@@ -20,8 +20,17 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 from bench.common import fer_faces, median_seconds, photo_640x480, write_results  # noqa: E402
 from preprocess.build import Settings, align_faces  # noqa: E402
-from preprocess.faces import FaceDetector, align  # noqa: E402
+from preprocess.faces import TEMPLATE_48, FaceDetector, align  # noqa: E402
 from reference_images import lfw_face  # noqa: E402
+
+
+def framing(landmarks: np.ndarray) -> dict:
+    """Median eye distance (px) and eye height (fraction of the side) of (N, 5, 2) landmarks in 48x48 crops."""
+    eyes = landmarks[:, :2]
+    return {
+        "eye_distance_px": round(float(np.median(np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1))), 2),
+        "eye_height_fraction": round(float(np.median(eyes[:, :, 1].mean(axis=1))) / 48, 3),
+    }
 
 
 def main() -> None:
@@ -39,6 +48,10 @@ def main() -> None:
             lambda b=batch, n=count: [detector.prepare_crops(crops[i : i + b]) for i in range(0, n, b)], repeats=3
         )
         results[f"ms_per_crop_batch_{batch}"] = round(1000 * seconds / count, 2)
+    found_faces = [f.landmarks for f in detector.crop_faces(crops) if f is not None]
+    results["framing_crops_with_a_face"] = len(found_faces)
+    results["framing_of_the_crops"] = framing(np.array(found_faces))
+    results["framing_of_template_48"] = framing(TEMPLATE_48[None])
     photo = photo_640x480()
     results["photo_faces_found"] = len(detector.detect(photo))
     for threads in (1, 2):

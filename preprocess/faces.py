@@ -23,9 +23,9 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 # Where the five landmarks go in a 48x48 aligned face: the ArcFace 112x112 template scaled
 # to 48 (eyes 15.1 px apart at 46% of the height), scaled with the output size. FER2013's
-# own crops frame faces tighter: on 1,752 training faces MTCNN puts the eyes 17.8 px apart
-# at 37% of the height, so alignment shrinks the average face by about 15% and fills the
-# top rows with replicated border. The shipped models were trained with this template.
+# own crops frame faces tighter: MTCNN puts their eyes a median 17.9 px apart at 37.5% of
+# the height (make bench-faces), so alignment shrinks the average face by about 15% and
+# fills the top rows with replicated border. The shipped models use this template.
 TEMPLATE_48 = np.array(
     [[16.41, 22.16], [31.51, 22.07], [24.01, 30.74], [17.81, 39.59], [30.31, 39.52]], dtype=np.float64
 )
@@ -124,16 +124,18 @@ class FaceDetector:
         height, width = rgb.shape[1:3]
         return [_faces_from_rows(rows[rows[:, 0] == i], height, width, scale, offset) for i in range(len(rgb))]
 
-    def prepare_crops(self, crops: np.ndarray, size: int = 48) -> list[np.ndarray | None]:
-        """Aligned faces for a batch of face crops (for example FER2013's 48x48 gray images).
-
-        Each crop is replicate-padded by PAD_FRACTION of its side before detection; the
-        largest, most central face is aligned. None where no face is found.
-        """
+    def crop_faces(self, crops: np.ndarray) -> list[Face | None]:
+        """The largest, most central face of each face crop (for example FER2013's 48x48 gray
+        images), in crop coordinates; None where no face is found. Each crop is
+        replicate-padded by PAD_FRACTION of its side before detection."""
         pad = round(crops.shape[1] * PAD_FRACTION)
         padded = np.stack([cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE) for crop in crops])
         found = self.detect_batch(padded, offset=pad)
-        return [align(crop, central_face(faces, crop.shape)) if faces else None for crop, faces in zip(crops, found)]
+        return [central_face(faces, crop.shape) if faces else None for crop, faces in zip(crops, found)]
+
+    def prepare_crops(self, crops: np.ndarray, size: int = 48) -> list[np.ndarray | None]:
+        """Aligned size x size faces for a batch of face crops; None where no face is found."""
+        return [align(crop, face, size) if face else None for crop, face in zip(crops, self.crop_faces(crops))]
 
 
 def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face:

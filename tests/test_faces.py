@@ -131,6 +131,9 @@ def test_prepare_crops_returns_none_without_a_face(detector: FaceDetector) -> No
     blank, face = detector.prepare_crops(crops)
     assert blank is None
     assert face.shape == (48, 48) and face.dtype == np.uint8
+    assert detector.prepare_crops(crops, size=64)[1].shape == (64, 64)
+    none, found = detector.crop_faces(crops)
+    assert none is None and all(0 <= v < 48 for point in found.landmarks for v in point)
 
 
 def test_alignment_puts_landmarks_on_the_template(detector: FaceDetector) -> None:
