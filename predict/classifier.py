@@ -19,7 +19,9 @@ import numpy as np
 
 from preprocess.fer_csv import CLASSES
 
-TTA_MODES = ("none", "mirror", "ten")
+# Test-time augmentation: how many of Classifier.views() each mode averages over.
+TTA_VIEWS = {"none": 1, "mirror": 2, "ten": 10}
+TTA_MODES = tuple(TTA_VIEWS)
 
 
 class ModelError(Exception):
@@ -110,21 +112,27 @@ class Classifier:
             data = data[:, :, ::-1]
         return np.ascontiguousarray(data[:, None])
 
+    def views(self) -> list[tuple[bool, tuple[int, int] | None]]:
+        """The ten test-time views as (mirror, offset): the centre crop, its mirror, then the
+        four corner crops each plain and mirrored."""
+        far = self.mean.shape[-1] - self.crop
+        corners = [(m, corner) for corner in ((0, 0), (0, far), (far, 0), (far, far)) for m in (False, True)]
+        return [(False, None), (True, None), *corners]
+
+    def view_probabilities(self, faces: np.ndarray, count: int = 10, batch: int = 256) -> np.ndarray:
+        """Class probabilities of the first count views: (count, N, classes)."""
+        faces = np.asarray(faces, dtype=np.uint8).reshape(-1, *self.mean.shape)
+        views = self.views()[:count]
+        out = [
+            np.stack([self._forward(self.prepare(faces[start : start + batch], m, o)) for m, o in views])
+            for start in range(0, len(faces), batch)
+        ]
+        return np.concatenate(out, axis=1) if out else np.zeros((len(views), 0, len(self.labels)), np.float32)
+
     def probabilities(self, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
         """Class probabilities; tta "mirror" averages with the flipped face, "ten" over the
         four corner and centre crops and their mirrors."""
-        faces = np.asarray(faces, dtype=np.uint8).reshape(-1, *self.mean.shape)
-        views = [(False, None)]
-        if tta in ("mirror", "ten"):
-            views.append((True, None))
-        if tta == "ten":
-            far = self.mean.shape[-1] - self.crop
-            views += [(m, corner) for corner in ((0, 0), (0, far), (far, 0), (far, far)) for m in (False, True)]
-        out = []
-        for start in range(0, len(faces), batch):
-            chunk = faces[start : start + batch]
-            out.append(np.mean([self._forward(self.prepare(chunk, m, o)) for m, o in views], axis=0))
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+        return self.view_probabilities(faces, TTA_VIEWS[tta], batch).mean(axis=0)
 
     def _forward_opencv(self, data: np.ndarray) -> np.ndarray:
         self._net.setInput(data)

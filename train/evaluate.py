@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from predict.classifier import CLASSES, TTA_MODES, Classifier, ModelError, ModelFiles
+from predict.classifier import CLASSES, TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
@@ -42,16 +42,16 @@ def load_split(data: Path, split: str) -> dict:
     }
 
 
-def split_report(classifier: Classifier, split: dict, tta: str) -> tuple[dict, np.ndarray]:
+def split_report(probabilities: np.ndarray, split: dict, labels: tuple[str, ...]) -> tuple[dict, np.ndarray]:
     """Accuracy overall, by face found / not found, without copies of training images;
     per-class table; and the confusion matrix."""
-    predicted = classifier.probabilities(split["faces"], tta=tta).argmax(axis=1)
+    predicted = probabilities.argmax(axis=1)
     truth = split["labels"]
-    counts = metrics.confusion_matrix(truth, predicted, len(classifier.labels))
+    counts = metrics.confusion_matrix(truth, predicted, len(labels))
     report = {
         "images": len(truth),
         "accuracy": metrics.accuracy(truth, predicted),
-        "per_class": dict(zip(classifier.labels, metrics.per_class(counts))),
+        "per_class": dict(zip(labels, metrics.per_class(counts))),
         "confusion": counts.tolist(),
     }
     if split["has_index"]:
@@ -64,15 +64,22 @@ def split_report(classifier: Classifier, split: dict, tta: str) -> tuple[dict, n
     return report, counts
 
 
-def tta_table(classifier: Classifier, splits: dict[str, dict]) -> dict[str, dict[str, float]]:
-    """Accuracy of the model with each test-time augmentation on each split: the TTA ablation."""
+def tta_table(views: dict[str, np.ndarray], splits: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """Accuracy with each test-time augmentation on each split (the TTA ablation), from the
+    per-view probabilities of Classifier.view_probabilities."""
     return {
         mode: {
-            key: metrics.accuracy(split["labels"], classifier.probabilities(split["faces"], tta=mode).argmax(axis=1))
+            key: metrics.accuracy(split["labels"], views[key][: TTA_VIEWS[mode]].mean(axis=0).argmax(axis=1))
             for key, split in splits.items()
         }
         for mode in TTA_MODES
     }
+
+
+def tta_markdown(table: dict[str, dict[str, float]]) -> list[str]:
+    """The TTA table as Markdown lines."""
+    lines = ["| TTA | PublicTest | PrivateTest |", "|---|---|---|"]
+    return lines + [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in table.items()]
 
 
 def dataset_labels(data: Path) -> tuple[str, ...]:
@@ -123,14 +130,7 @@ def markdown(report: dict) -> str:
     lines += ["", "PrivateTest per class:", "", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
     for name, row in test["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
-    lines += [
-        "",
-        "Test-time augmentation, the same weights:",
-        "",
-        "| TTA | PublicTest | PrivateTest |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in report["tta_table"].items()]
+    lines += ["", "Test-time augmentation, the same weights:", "", *tta_markdown(report["tta_table"])]
     lines += ["", "![confusion matrix](confusion.png)", ""]
     if report.get("curves"):
         lines += ["![learning curves](curves.png)", ""]
@@ -158,9 +158,12 @@ def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = N
         selection = f"model {model}"
     classifier = Classifier(files, backend)
     out.mkdir(parents=True, exist_ok=True)
+    splits = {"val": val, "test": test}
+    views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
     reports, counts = {}, {}
-    for key, split in (("val", val), ("test", test)):
-        reports[key], counts[key] = split_report(classifier, split, tta)
+    for key, split in splits.items():
+        chosen = views[key][: TTA_VIEWS[tta]].mean(axis=0)
+        reports[key], counts[key] = split_report(chosen, split, classifier.labels)
     report = {
         "model": str(files.weights),
         "selection": selection,
@@ -168,7 +171,7 @@ def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = N
         "backend": backend,
         "data": str(data),
         "splits": reports,
-        "tta_table": tta_table(classifier, {"val": val, "test": test}),
+        "tta_table": tta_table(views, splits),
         "candidates": candidates,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

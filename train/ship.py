@@ -19,6 +19,7 @@ from google.protobuf import text_format
 
 from predict.classifier import CLASSES
 from train.caffe_log import parse
+from train.evaluate import tta_markdown
 from train.run import caffe_pb2
 
 
@@ -114,8 +115,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         for c, r in test["per_class"].items()
     ]
     if report.get("tta_table"):
-        lines += ["", "## Test-time augmentation", "", "| TTA | PublicTest | PrivateTest |", "|---|---|---|"]
-        lines += [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in report["tta_table"].items()]
+        lines += ["", "## Test-time augmentation", "", *tta_markdown(report["tta_table"])]
         lines.append("\n`python -m predict --tta mirror` (or `ten`) averages over those views.")
     lines += [
         "",
