@@ -20,7 +20,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 from bench.common import fer_faces, median_seconds, photo_640x480, write_results  # noqa: E402
 from preprocess.build import Settings, align_faces  # noqa: E402
-from preprocess.faces import TEMPLATE_48, FaceDetector, align  # noqa: E402
+from preprocess.faces import TEMPLATES, FaceDetector, align  # noqa: E402
 from reference_images import lfw_face  # noqa: E402
 
 
@@ -48,10 +48,13 @@ def main() -> None:
             lambda b=batch, n=count: [detector.prepare_crops(crops[i : i + b]) for i in range(0, n, b)], repeats=3
         )
         results[f"ms_per_crop_batch_{batch}"] = round(1000 * seconds / count, 2)
-    found_faces = [f.landmarks for f in detector.crop_faces(crops) if f is not None]
+    framed = faces[:4096] if faces is not None else crops
+    found_faces = [f.landmarks for f in detector.crop_faces(framed) if f is not None]
     results["framing_crops_with_a_face"] = len(found_faces)
     results["framing_of_the_crops"] = framing(np.array(found_faces))
-    results["framing_of_template_48"] = framing(TEMPLATE_48[None])
+    results["median_landmarks_of_the_crops"] = np.round(np.median(found_faces, axis=0), 2).tolist()
+    for name, template in TEMPLATES.items():
+        results[f"framing_of_template_{name}"] = framing(template[None])
     photo = photo_640x480()
     results["photo_faces_found"] = len(detector.detect(photo))
     for threads in (1, 2):

@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         what = kind(args.path)
-        recognizer = Recognizer(args.model, args.backend, args.min_face, args.threshold, args.top_k, args.tta)
+        recognizer = Recognizer(
+            args.model, args.backend, args.min_face, args.threshold, args.top_k, args.tta, not args.no_detect
+        )
         if what == "folder":
             return run_folder(recognizer, args.path, args)
         if what == "video":

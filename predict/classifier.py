@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from preprocess.faces import TEMPLATES
 from preprocess.fer_csv import CLASSES
 
 # Test-time augmentation: how many of Classifier.views() each mode averages over.
@@ -36,10 +37,13 @@ class ModelFiles:
     weights: Path
     mean: Path
     labels: tuple[str, ...] = CLASSES
+    template: str | None = None  # the alignment template of the training faces; None: unaligned crops
+    alignment_known: bool = False  # whether the folder says how its training faces were aligned
 
     @classmethod
     def from_dir(cls, folder: Path) -> ModelFiles:
-        """A model folder: deploy.prototxt, one .caffemodel, mean.npy and optionally labels.json."""
+        """A model folder: deploy.prototxt, one .caffemodel, mean.npy, and optionally labels.json and
+        alignment.json ({"template": name or null}, how the training faces were aligned)."""
         if not folder.is_dir():
             raise ModelError(f"{folder}: no such model folder")
         weights = sorted(folder.glob("*.caffemodel"))
@@ -60,7 +64,16 @@ class ModelFiles:
                 labels = tuple(json.loads((folder / "labels.json").read_text()))
             except (ValueError, UnicodeDecodeError) as error:
                 raise ModelError(f"{folder / 'labels.json'}: not a JSON list of label names ({error})") from error
-        return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels)
+        alignment = folder / "alignment.json"
+        template = None
+        if alignment.is_file():
+            try:
+                template = json.loads(alignment.read_text())["template"]
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+                raise ModelError(f'{alignment}: expected {{"template": name or null}} ({error!r})') from error
+            if template is not None and template not in TEMPLATES:
+                raise ModelError(f"{alignment}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
+        return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
 
 
 def crop_size(deploy: Path) -> int:

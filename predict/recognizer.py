@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from predict.classifier import Classifier, ModelFiles
+from predict.classifier import Classifier, ModelError, ModelFiles
 from preprocess.faces import FaceDetector, align, to_gray
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +25,17 @@ class Recognizer:
         threshold: float = 0.8,
         top_k: int = 3,
         tta: str = "none",
+        detect: bool = True,
     ):
-        self.classifier = Classifier(ModelFiles.from_dir(model), backend)
+        files = ModelFiles.from_dir(model)
+        if detect and not files.alignment_known:
+            raise ModelError(f"{model}: model folder lacks alignment.json, which says how its faces were aligned")
+        if detect and files.template is None:
+            raise ModelError(
+                f"{model}: trained on unaligned crops (preprocess --no-align); use --no-detect on face crops"
+            )
+        self.classifier = Classifier(files, backend)
+        self.template = files.template
         self.detector = FaceDetector(backend=backend, min_face_size=min_face, thresholds=(0.6, 0.7, threshold))
         self.side = self.classifier.mean.shape[-1]
         self.top_k, self.tta = top_k, tta
@@ -50,7 +59,7 @@ class Recognizer:
         if not found:
             return []
         gray = to_gray(image)
-        aligned = np.stack([align(gray, face, self.side) for face in found])
+        aligned = np.stack([align(gray, face, self.side, self.template) for face in found])
         probabilities = self.classifier.probabilities(aligned, tta=self.tta)
         return [{**face.to_json(), **self.label(p)} for face, p in zip(found, probabilities)]
 

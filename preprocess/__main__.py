@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from preprocess.build import DataError, Settings, build
+from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
 from preprocess.fer_csv import NotFer2013Error
 
 EPILOG = """\
@@ -41,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="align",
         action="store_false",
         help="skip detection and alignment: LMDBs of the plain images (for ablations)",
+    )
+    parser.add_argument(
+        "--template",
+        choices=TEMPLATES,
+        default=DEFAULT_TEMPLATE,
+        help="where alignment puts the eyes, nose and mouth: fer2013 (FER2013's own framing) or arcface "
+        "(smaller, lower faces; the template of models shipped before fer2013) (default: %(default)s)",
     )
     parser.add_argument(
         "--no-images",
@@ -77,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.ferplus}: no such file (expected FER+'s fer2013new.csv)", file=sys.stderr)
         return 2
     settings = Settings(
-        size=args.size, align=args.align, seed=args.seed, images=args.images, min_face_size=args.min_face
+        size=args.size,
+        align=args.align,
+        template=args.template,
+        seed=args.seed,
+        images=args.images,
+        min_face_size=args.min_face,
     )
     try:
         manifest = build(

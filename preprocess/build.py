@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from preprocess import caffe_proto, ferplus
+from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
 from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, file_sha256, read_rows
 from preprocess.lmdb_io import write_lmdb
 
@@ -40,6 +41,7 @@ class Settings:
 
     size: int = 48
     align: bool = True
+    template: str = DEFAULT_TEMPLATE
     seed: int = 1
     images: bool = True
     min_face_size: float = 20.0
@@ -107,16 +109,16 @@ def _init_worker(min_face_size: float) -> None:
     _detector = FaceDetector(min_face_size=min_face_size)
 
 
-def _align_chunk(args: tuple[np.ndarray, int]) -> list[np.ndarray | None]:
-    crops, size = args
-    return _detector.prepare_crops(crops, size)
+def _align_chunk(args: tuple[np.ndarray, int, str]) -> list[np.ndarray | None]:
+    crops, size, template = args
+    return _detector.prepare_crops(crops, size, template)
 
 
 def align_faces(images: np.ndarray, settings: Settings, workers: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """Aligned faces (N, size, size) and whether a face was found, for (N, 48, 48) crops.
 
     A crop without a face becomes the plain crop resized to the output size."""
-    chunks = [(images[i : i + CHUNK], settings.size) for i in range(0, len(images), CHUNK)]
+    chunks = [(images[i : i + CHUNK], settings.size, settings.template) for i in range(0, len(images), CHUNK)]
     bar = tqdm(total=len(images), desc=desc, unit=" faces", file=sys.stderr)
     if workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (settings.min_face_size,))
@@ -127,7 +129,7 @@ def align_faces(images: np.ndarray, settings: Settings, workers: int, desc: str)
         results = map(_align_chunk, chunks)
     aligned, found = [], []
     try:
-        for (crops, _), faces in zip(chunks, results):
+        for (crops, _, _), faces in zip(chunks, results):
             for crop, face in zip(crops, faces):
                 found.append(face is not None)
                 aligned.append(
@@ -302,7 +304,7 @@ def _build_into(
         "settings": {
             **settings.__dict__,
             "workers": workers,
-            "template": "preprocess.faces.TEMPLATE_48",
+            "template_points_48": TEMPLATES[settings.template].tolist() if settings.align else None,
             "lmdb_key": "<position:08d>_<csv row:05d>",
             "train_shuffle_seed": settings.seed,
         },

@@ -2,7 +2,7 @@
 
     detector = FaceDetector()                 # OpenCV DNN backend; backend="caffe" for pycaffe
     faces = detector.detect(image)            # gray, BGR or BGRA uint8 -> list[Face]
-    crop = align(image, faces[0], size=48)    # similarity transform onto TEMPLATE_48
+    crop = align(image, faces[0], size=48)    # similarity transform onto TEMPLATES["fer2013"]
 
 FER2013 images are already 48x48 face crops; prepare_crop() pads them before detection
 (MTCNN finds far more faces that way) and returns the aligned face, or None when no face is
@@ -21,14 +21,23 @@ from preprocess.mtcnn_cascade import Cascade, normalize
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
-# Where the five landmarks go in a 48x48 aligned face: the ArcFace 112x112 template scaled
-# to 48 (eyes 15.1 px apart at 46% of the height), scaled with the output size. FER2013's
-# own crops frame faces tighter: MTCNN puts their eyes a median 17.9 px apart at 37.5% of
-# the height (make bench-faces), so alignment shrinks the average face by about 15% and
-# fills the top rows with replicated border. The shipped models use this template.
-TEMPLATE_48 = np.array(
-    [[16.41, 22.16], [31.51, 22.07], [24.01, 30.74], [17.81, 39.59], [30.31, 39.52]], dtype=np.float64
-)
+# Where the five landmarks go in a 48x48 aligned face (scaled with the output size).
+# "fer2013": FER2013's own framing, so that alignment only straightens a face and keeps its
+# resolution: the per-coordinate median of MTCNN's landmarks on 3,602 FER2013 training crops
+# (make bench-faces writes them), made mirror-symmetric about the centre (x -> 47 - x) so a
+# mirrored face has the same framing. "arcface": the ArcFace 112x112 template scaled to 48,
+# which frames faces about 15% smaller and lower (eyes 15.1 px apart at 46% of the height,
+# against FER2013's 17.9 px at 37.5%), filling the top rows with replicated border; the
+# models shipped before the fer2013 template were trained with it.
+TEMPLATES = {
+    "fer2013": np.array(
+        [[14.39, 17.93], [32.61, 17.93], [23.5, 28.36], [15.9, 37.23], [31.1, 37.23]], dtype=np.float64
+    ),
+    "arcface": np.array(
+        [[16.41, 22.16], [31.51, 22.07], [24.01, 30.74], [17.81, 39.59], [30.31, 39.52]], dtype=np.float64
+    ),
+}
+DEFAULT_TEMPLATE = "fer2013"
 PAD_FRACTION = 0.25  # replicate-padding on each side of a face crop before detection
 
 
@@ -133,9 +142,12 @@ class FaceDetector:
         found = self.detect_batch(padded, offset=pad)
         return [central_face(faces, crop.shape) if faces else None for crop, faces in zip(crops, found)]
 
-    def prepare_crops(self, crops: np.ndarray, size: int = 48) -> list[np.ndarray | None]:
+    def prepare_crops(
+        self, crops: np.ndarray, size: int = 48, template: str = DEFAULT_TEMPLATE
+    ) -> list[np.ndarray | None]:
         """Aligned size x size faces for a batch of face crops; None where no face is found."""
-        return [align(crop, face, size) if face else None for crop, face in zip(crops, self.crop_faces(crops))]
+        faces = self.crop_faces(crops)
+        return [align(crop, face, size, template) if face else None for crop, face in zip(crops, faces)]
 
 
 def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face:
@@ -162,7 +174,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]])
 
 
-def align(image: np.ndarray, face: Face, size: int = 48) -> np.ndarray:
-    """The face warped onto TEMPLATE_48 (scaled to size x size); same channels as image."""
-    matrix = similarity_transform(np.array(face.landmarks), TEMPLATE_48 * (size / 48.0))
+def align(image: np.ndarray, face: Face, size: int = 48, template: str = DEFAULT_TEMPLATE) -> np.ndarray:
+    """The face warped onto TEMPLATES[template] (scaled to size x size); same channels as image."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown alignment template {template!r}: one of {', '.join(TEMPLATES)}")
+    matrix = similarity_transform(np.array(face.landmarks), TEMPLATES[template] * (size / 48.0))
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from preprocess.faces import TEMPLATE_48, FaceDetector, align, central_face, similarity_transform
+from preprocess.faces import TEMPLATES, Face, FaceDetector, align, central_face, similarity_transform
 from preprocess.mtcnn_cascade import pyramid_scales
 from reference_images import lfw_face, reference_images
 
@@ -139,13 +140,30 @@ def test_prepare_crops_returns_none_without_a_face(detector: FaceDetector) -> No
 def test_alignment_puts_landmarks_on_the_template(detector: FaceDetector) -> None:
     bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     face = detector.detect(bgr)[0]
-    for size in (48, 64):
-        matrix = similarity_transform(np.array(face.landmarks), TEMPLATE_48 * size / 48)
+    for (name, template), size in itertools.product(TEMPLATES.items(), (48, 64)):
+        matrix = similarity_transform(np.array(face.landmarks), template * size / 48)
         mapped = np.hstack([np.array(face.landmarks), np.ones((5, 1))]) @ matrix.T
-        assert np.abs(mapped - TEMPLATE_48 * size / 48).max() < 0.1 * size  # a similarity fits 5 points closely
-        crop = align(bgr, face, size)
+        assert np.abs(mapped - template * size / 48).max() < 0.1 * size  # a similarity fits 5 points closely
+        crop = align(bgr, face, size, name)
         assert crop.shape == (size, size, 3) and crop.dtype == np.uint8
     assert align(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), face).shape == (48, 48)
+
+
+def test_a_face_already_on_the_template_is_left_as_it_is() -> None:
+    image = lfw_face(3, 48)
+    for name, points in TEMPLATES.items():
+        face = Face((0.0, 0.0, 48.0, 48.0), 1.0, tuple(map(tuple, points)))
+        assert np.abs(align(image, face, 48, name).astype(int) - image).max() <= 1
+    with pytest.raises(ValueError, match="unknown alignment template 'nope'"):
+        align(image, face, 48, "nope")
+
+
+def test_the_fer2013_template_is_mirror_symmetric_and_frames_faces_larger_than_arcface() -> None:
+    fer, arcface = TEMPLATES["fer2013"], TEMPLATES["arcface"]
+    mirrored = np.column_stack([47 - fer[:, 0], fer[:, 1]])[[1, 0, 2, 4, 3]]  # swap left and right points
+    assert np.allclose(mirrored, fer)
+    assert fer[1, 0] - fer[0, 0] > 1.15 * (arcface[1, 0] - arcface[0, 0])
+    assert fer[:2, 1].mean() < arcface[:2, 1].mean() - 3  # eyes higher up
 
 
 def test_similarity_transform_recovers_a_known_transform() -> None:

@@ -37,6 +37,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         bn[0].data[...], bn[1].data[...], bn[2].data[...] = values.mean(axis=(0, 2, 3)), values.var(axis=(0, 2, 3)), 1
     net.save(str(folder / "random.caffemodel"))
     np.save(folder / "mean.npy", np.full((1, 48, 48), 120, np.float32))
+    (folder / "alignment.json").write_text('{"template": "fer2013"}')
     return folder
 
 
@@ -87,9 +88,16 @@ def test_the_face_is_classified_as_preprocessing_aligns_it(model: Path, photo: P
     image = cv2.imread(str(photo))
     recognizer = Recognizer(model)
     face = recognizer.detector.detect(image)[0]
-    expected = recognizer.classifier.probabilities(align(to_gray(image), face, 48)[None])[0]
+    expected = recognizer.classifier.probabilities(align(to_gray(image), face, 48, "fer2013")[None])[0]
     got = recognizer.faces(image)[0]["probabilities"]
     assert np.allclose(list(got.values()), expected, atol=1e-6)
+    (model / "alignment.json").write_text('{"template": "arcface"}')
+    try:
+        arcface = Recognizer(model)
+    finally:
+        (model / "alignment.json").write_text('{"template": "fer2013"}')
+    expected = arcface.classifier.probabilities(align(to_gray(image), face, 48, "arcface")[None])[0]
+    assert np.allclose(list(arcface.faces(image)[0]["probabilities"].values()), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("variant", ["gray", "rgba", "16bit", "huge"])
@@ -128,6 +136,11 @@ def test_no_detect_classifies_a_crop(model: Path, tmp_path: Path, capsys: pytest
     faces = json.loads(capsys.readouterr().out)["faces"]
     expected = Classifier(ModelFiles.from_dir(model)).probabilities(lfw_face(3, 48)[None])[0]
     assert len(faces) == 1 and np.allclose(list(faces[0]["probabilities"].values()), expected, atol=1e-6)
+    unaligned = tmp_path / "unaligned"
+    shutil.copytree(model, unaligned)
+    (unaligned / "alignment.json").write_text('{"template": null}')  # trained with preprocess --no-align
+    assert main([str(path), "--model", str(unaligned), "--no-detect"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] == faces
 
 
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -169,7 +182,19 @@ def test_a_corrupt_video_is_refused(model: Path, tmp_path: Path, capsys: pytest.
     assert str(path) in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage", ["no_folder", "no_weights", "corrupt_weights", "no_mean", "bad_labels"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "no_folder",
+        "no_weights",
+        "corrupt_weights",
+        "no_mean",
+        "bad_labels",
+        "no_alignment",
+        "bad_template",
+        "unaligned",
+    ],
+)
 def test_missing_or_corrupt_model_files(
     model: Path, photo: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -183,6 +208,12 @@ def test_missing_or_corrupt_model_files(
         (broken / "random.caffemodel").write_bytes(b"\x08garbage" * 10)
     elif damage == "no_mean":
         (broken / "mean.npy").unlink()
+    elif damage == "no_alignment":
+        (broken / "alignment.json").unlink()
+    elif damage == "bad_template":
+        (broken / "alignment.json").write_text('{"template": "square"}')
+    elif damage == "unaligned":
+        (broken / "alignment.json").write_text('{"template": null}')
     else:
         (broken / "labels.json").write_text("{not json")
     assert main([str(photo), "--model", str(broken)]) == 2

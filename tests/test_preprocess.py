@@ -252,6 +252,9 @@ def test_rerun_is_a_no_op_unless_forced(tmp_path: Path, capsys: pytest.CaptureFi
     assert os.stat(tmp_path / "out" / "manifest.json").st_mtime_ns == stamp
     assert main([*args, "--seed", "2"]) == 0  # other settings: rebuilt
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["settings"]["seed"] == 2
+    assert main([*args, "--seed", "2", "--template", "arcface"]) == 0  # another template: rebuilt
+    settings = json.loads((tmp_path / "out" / "manifest.json").read_text())["settings"]
+    assert settings["template"] == "arcface" and settings["template_points_48"][0] == [16.41, 22.16]
 
 
 def test_two_worker_processes_give_the_same_faces(tmp_path: Path) -> None:

@@ -276,6 +276,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
         "input": {"csv_sha256": "abc"},
         "counts": {s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
         "faces": {s: {"found": 15} for s in ("train", "val", "test")},
+        "settings": {"align": True, "template": "arcface", "template_points_48": [[0, 0]] * 5},
     }
     (data / "manifest.json").write_text(json.dumps(manifest))
     net = make_tiny_net(tmp_path / "tiny")
@@ -288,6 +289,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
         "deploy.prototxt",
         "mean.npy",
         "labels.json",
+        "alignment.json",
         "README.md",
         "confusion.png",
         "curves.png",
@@ -296,6 +298,8 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     text = (model / "README.md").read_text()
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
     assert "make train NET=tiny EPOCHS=12" in text
+    assert 'make preprocess FER2013=path/to/fer2013.csv.gz ARGS="--template arcface"' in text
+    assert json.loads((model / "alignment.json").read_text())["template"] == "arcface"
     assert f"| ten | {report['tta_table']['ten']['val']:.4f} |" in text
     assert "random 6x6 crops of the 48x48 faces" in text and "no augmentation" not in text
     assert "mirror" not in text.split("## Training")[1].split("##")[0]

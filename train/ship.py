@@ -18,6 +18,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from predict.classifier import CLASSES
+from preprocess.faces import DEFAULT_TEMPLATE
 from train.caffe_log import parse
 from train.evaluate import tta_markdown
 from train.run import caffe_pb2
@@ -55,12 +56,22 @@ def recipe(run: Path) -> dict:
     }
 
 
+def alignment(manifest: dict) -> dict:
+    """alignment.json: the template preprocessing aligned the faces with; null for unaligned crops."""
+    settings = manifest["settings"]
+    return {
+        "template": settings["template"] if settings["align"] else None,
+        "points_48": settings["template_points_48"],
+    }
+
+
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
     how = recipe(run)
     tta = "" if report["tta"] == "none" else f' ARGS="--tta {report["tta"]}"'
-    faces = manifest["faces"]
+    faces, template = manifest["faces"], alignment(manifest)["template"]
+    preprocess_args = "" if template == DEFAULT_TEMPLATE else f' ARGS="--template {template}"'
     lines = [
         f"# {name}",
         "",
@@ -83,7 +94,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         f"{manifest['counts']['train']['total']} Training / {manifest['counts']['val']['total']} PublicTest / "
         f"{manifest['counts']['test']['total']} PrivateTest images, {len(manifest.get('classes', CLASSES))} classes "
         f"({manifest.get('labels', 'fer2013')} labels).",
-        f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48; "
+        f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48 "
+        f"onto the `{template}` template (`alignment.json`); "
         f"faces found: train {faces['train']['found']}/{manifest['counts']['train']['total']}, "
         f"PublicTest {faces['val']['found']}/{manifest['counts']['val']['total']}, "
         f"PrivateTest {faces['test']['found']}/{manifest['counts']['test']['total']} "
@@ -99,7 +111,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "## Reproduce",
         "```sh",
         "make preprocess FER2013=path/to/fer2013.csv.gz"
-        + (" LABELS=ferplus" if manifest["input"].get("ferplus") else ""),
+        + (" LABELS=ferplus" if manifest["input"].get("ferplus") else "")
+        + preprocess_args,
         f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}",
         f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{tta}",
         f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g} NAME={name}",
@@ -124,7 +137,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "![learning curves](curves.png)",
         "",
         f"Files: `deploy.prototxt` (input {how['input']}: the centre {how['crop']}x{how['crop']} crop of an aligned "
-        "48x48 face minus `mean.npy`), the `.caffemodel`, `labels.json`, `report.json` (the full evaluation).",
+        "48x48 face minus `mean.npy`), the `.caffemodel`, `labels.json`, `alignment.json` (the template predict "
+        "aligns faces with), `report.json` (the full evaluation).",
         "",
     ]
     return "\n".join(lines)
@@ -150,6 +164,7 @@ def ship(run: Path, name: str, models: Path) -> Path:
     for picture in ("confusion.png", "curves.png", "report.json"):
         shutil.copy(evaluation / picture, target / picture)
     (target / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
+    (target / "alignment.json").write_text(json.dumps(alignment(manifest)) + "\n")
     seconds = training_seconds((run / "caffe.log").read_text())
     (target / "README.md").write_text(card(name, run, info, manifest, report, seconds))
     return target
