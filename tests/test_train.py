@@ -318,3 +318,13 @@ def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str) -
         net = text_format.Parse((tmp_path / name).read_text(), pb2.NetParameter())
         outputs = [layer.inner_product_param.num_output for layer in net.layer if layer.type == "InnerProduct"]
         assert outputs[-1] == 8 and outputs[:-1] and all(n > 8 for n in outputs[:-1])
+
+
+def test_alignment_json_follows_the_preprocessing_settings() -> None:
+    from train.ship import alignment
+
+    points = [[1.0, 2.0]] * 5
+    aligned = {"settings": {"align": True, "template": "fer2013", "template_points_48": points}}
+    assert alignment(aligned) == {"template": "fer2013", "points_48": points}
+    plain = {"settings": {"align": False, "template": "fer2013", "template_points_48": None}}
+    assert alignment(plain) == {"template": None, "points_48": None}

@@ -71,7 +71,8 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     how = recipe(run)
     tta = "" if report["tta"] == "none" else f' ARGS="--tta {report["tta"]}"'
     faces, template = manifest["faces"], alignment(manifest)["template"]
-    preprocess_args = "" if template == DEFAULT_TEMPLATE else f' ARGS="--template {template}"'
+    preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(template, f' ARGS="--template {template}"')
+    aligned_onto = f"onto the `{template}` template" if template else "skipped (`--no-align`: plain crops)"
     lines = [
         f"# {name}",
         "",
@@ -95,7 +96,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         f"{manifest['counts']['test']['total']} PrivateTest images, {len(manifest.get('classes', CLASSES))} classes "
         f"({manifest.get('labels', 'fer2013')} labels).",
         f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48 "
-        f"onto the `{template}` template (`alignment.json`); "
+        f"{aligned_onto} (`alignment.json`); "
         f"faces found: train {faces['train']['found']}/{manifest['counts']['train']['total']}, "
         f"PublicTest {faces['val']['found']}/{manifest['counts']['val']['total']}, "
         f"PrivateTest {faces['test']['found']}/{manifest['counts']['test']['total']} "
