@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship
+.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship ensemble
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -81,3 +81,8 @@ bench-train: install ## benchmark Caffe against PyTorch training the reference n
 NAME ?= fer2013_$(patsubst fer_%,%,$(NET))
 ship: install ## copy the evaluated RUNS/RUN into models/NAME with its model card
 	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME)
+
+ENSEMBLE ?= fer2013_ensemble
+ensemble: install ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE
+	@test -n "$(MEMBERS)" || { echo 'usage: make ensemble MEMBERS="models/a=data/fer2013 models/b=data/fer2013-arcface"'; exit 2; }
+	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE)

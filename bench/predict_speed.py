@@ -57,8 +57,8 @@ def main() -> None:
         seconds = median_seconds(lambda r=recognizer: r.faces(photo), repeats=10)
         results[f"ms_per_640x480_photo_min_face_{min_face}"] = round(1000 * seconds, 1)
     crops = np.stack([lfw_face(i % 100, 48) for i in range(1024)])
-    classifier = Recognizer(args.model).classifier
-    seconds = median_seconds(lambda: classifier.probabilities(crops, batch=256), repeats=3)
+    recognizer = Recognizer(args.model, detect=False)
+    seconds = median_seconds(lambda: recognizer.average(lambda side, template: crops), repeats=3)
     results["crop_faces_per_second_batch_256"] = round(len(crops) / seconds)
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.avi"

@@ -126,9 +126,7 @@ def run_folder(recognizer: Recognizer, folder: Path, args: argparse.Namespace) -
         return 2
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
-        writer.writerow(
-            ["file", "face", "x", "y", "width", "height", "label", "probability", *recognizer.classifier.labels]
-        )
+        writer.writerow(["file", "face", "x", "y", "width", "height", "label", "probability", *recognizer.labels])
     failures = []
     for path in tqdm(files, desc="images", unit=" images", file=sys.stderr):
         out = args.out / path.relative_to(folder).with_suffix(".png") if args.out else None
@@ -138,7 +136,7 @@ def run_folder(recognizer: Recognizer, folder: Path, args: argparse.Namespace) -
             failures.append(str(error))
             continue
         if writer:
-            writer.writerows(csv_rows(doc, recognizer.classifier.labels))
+            writer.writerows(csv_rows(doc, recognizer.labels))
         else:
             print(json.dumps(doc), flush=True)
     for failure in failures:

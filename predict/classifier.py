@@ -46,6 +46,8 @@ class ModelFiles:
         alignment.json ({"template": name or null}, how the training faces were aligned)."""
         if not folder.is_dir():
             raise ModelError(f"{folder}: no such model folder")
+        if (folder / "ensemble.json").is_file():
+            raise ModelError(f"{folder}: an ensemble (ensemble.json) of model folders, not one model")
         weights = sorted(folder.glob("*.caffemodel"))
         missing = [
             name
@@ -74,6 +76,21 @@ class ModelFiles:
             if template is not None and template not in TEMPLATES:
                 raise ModelError(f"{alignment}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
+
+
+def member_folders(folder: Path) -> list[Path]:
+    """The model folders behind a model: itself, or the members an ensemble.json lists
+    ({"members": [folder, ...]}, paths relative to the ensemble's folder)."""
+    manifest = folder / "ensemble.json"
+    if not manifest.is_file():
+        return [folder]
+    try:
+        members = json.loads(manifest.read_text())["members"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ModelError(f'{manifest}: expected {{"members": [model folder, ...]}} ({error!r})') from error
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise ModelError(f"{manifest}: members must be a non-empty list of model folders")
+    return [(folder / member).resolve() for member in members]
 
 
 def crop_size(deploy: Path) -> int:

@@ -1,21 +1,41 @@
-"""Faces in, expressions out: detection and alignment as in preprocessing, then the classifier."""
+"""Faces in, expressions out: detection and alignment as in preprocessing, then the classifier
+(or the average of an ensemble's classifiers, each fed faces aligned as its training data was)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from predict.classifier import Classifier, ModelError, ModelFiles
+from predict.classifier import Classifier, ModelError, ModelFiles, member_folders
 from preprocess.faces import FaceDetector, align, to_gray
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "fer2013_vgg"
 
 
+def load_members(model: Path, backend: str, detect: bool) -> list[tuple[Classifier, str | None]]:
+    """(classifier, alignment template) for the model, or for each member of an ensemble."""
+    members = []
+    for folder in member_folders(model):
+        files = ModelFiles.from_dir(folder)
+        if detect and not files.alignment_known:
+            raise ModelError(f"{folder}: model folder lacks alignment.json, which says how its faces were aligned")
+        if detect and files.template is None:
+            raise ModelError(
+                f"{folder}: trained on unaligned crops (preprocess --no-align); use --no-detect on face crops"
+            )
+        members.append((Classifier(files, backend), files.template))
+    labels = {classifier.labels for classifier, _ in members}
+    if len(labels) > 1:
+        raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
+    return members
+
+
 class Recognizer:
-    """Labels every face of an image with the trained model."""
+    """Labels every face of an image with the trained model (one model folder or an ensemble)."""
 
     def __init__(
         self,
@@ -27,31 +47,32 @@ class Recognizer:
         tta: str = "none",
         detect: bool = True,
     ):
-        files = ModelFiles.from_dir(model)
-        if detect and not files.alignment_known:
-            raise ModelError(f"{model}: model folder lacks alignment.json, which says how its faces were aligned")
-        if detect and files.template is None:
-            raise ModelError(
-                f"{model}: trained on unaligned crops (preprocess --no-align); use --no-detect on face crops"
-            )
-        self.classifier = Classifier(files, backend)
-        self.template = files.template
+        self.members = load_members(model, backend, detect)
+        self.labels = self.members[0][0].labels
         self.detector = FaceDetector(backend=backend, min_face_size=min_face, thresholds=(0.6, 0.7, threshold))
-        self.side = self.classifier.mean.shape[-1]
         self.top_k, self.tta = top_k, tta
 
     def label(self, probabilities: np.ndarray) -> dict:
         """The JSON fields of one face's classification."""
-        labels = self.classifier.labels
         best = int(np.argmax(probabilities))
         ranked = np.argsort(probabilities)[::-1][: self.top_k]
         return {
-            "label": labels[best],
+            "label": self.labels[best],
             "label_id": best,
             "probability": float(probabilities[best]),
-            "top_k": [[labels[i], float(probabilities[i])] for i in ranked],
-            "probabilities": {labels[i]: float(p) for i, p in enumerate(probabilities)},
+            "top_k": [[self.labels[i], float(probabilities[i])] for i in ranked],
+            "probabilities": {label: float(p) for label, p in zip(self.labels, probabilities)},
         }
+
+    def average(self, prepare: Callable[[int, str | None], np.ndarray]) -> np.ndarray:
+        """The members' mean probabilities; prepare(side, template) gives each member its faces."""
+        return np.mean(
+            [
+                classifier.probabilities(prepare(classifier.mean.shape[-1], template), tta=self.tta)
+                for classifier, template in self.members
+            ],
+            axis=0,
+        )
 
     def faces(self, image: np.ndarray) -> list[dict]:
         """Every face of a gray, BGR or BGRA image: box, landmarks, score and expression."""
@@ -59,13 +80,13 @@ class Recognizer:
         if not found:
             return []
         gray = to_gray(image)
-        aligned = np.stack([align(gray, face, self.side, self.template) for face in found])
-        probabilities = self.classifier.probabilities(aligned, tta=self.tta)
+        probabilities = self.average(lambda side, template: np.stack([align(gray, f, side, template) for f in found]))
         return [{**face.to_json(), **self.label(p)} for face, p in zip(found, probabilities)]
 
     def crops(self, images: list[np.ndarray]) -> list[dict]:
         """--no-detect: each image is already a face crop; resized to the model's input side."""
-        faces = np.stack(
-            [cv2.resize(to_gray(image), (self.side, self.side), interpolation=cv2.INTER_AREA) for image in images]
+        grays = [to_gray(image) for image in images]
+        probabilities = self.average(
+            lambda side, _: np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grays])
         )
-        return [self.label(p) for p in self.classifier.probabilities(faces, tta=self.tta)]
+        return [self.label(p) for p in probabilities]

@@ -13,8 +13,9 @@ import pytest
 from skimage import data
 
 from predict.__main__ import main
-from predict.classifier import Classifier, ModelFiles
+from predict.classifier import Classifier, ModelError, ModelFiles
 from predict.recognizer import DEFAULT_MODEL, Recognizer
+from preprocess.faces import TEMPLATES
 from reference_images import lfw_face
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,16 +89,60 @@ def test_the_face_is_classified_as_preprocessing_aligns_it(model: Path, photo: P
     image = cv2.imread(str(photo))
     recognizer = Recognizer(model)
     face = recognizer.detector.detect(image)[0]
-    expected = recognizer.classifier.probabilities(align(to_gray(image), face, 48, "fer2013")[None])[0]
+    expected = recognizer.members[0][0].probabilities(align(to_gray(image), face, 48, "fer2013")[None])[0]
     got = recognizer.faces(image)[0]["probabilities"]
     assert np.allclose(list(got.values()), expected, atol=1e-6)
-    (model / "alignment.json").write_text('{"template": "arcface"}')
-    try:
-        arcface = Recognizer(model)
-    finally:
-        (model / "alignment.json").write_text('{"template": "fer2013"}')
-    expected = arcface.classifier.probabilities(align(to_gray(image), face, 48, "arcface")[None])[0]
-    assert np.allclose(list(arcface.faces(image)[0]["probabilities"].values()), expected, atol=1e-6)
+
+
+def make_ensemble(model: Path, tmp_path: Path) -> Path:
+    """An ensemble of the model and a copy of it that says it was trained on arcface-aligned faces."""
+    arcface = tmp_path / "arcface"
+    shutil.copytree(model, arcface)
+    (arcface / "alignment.json").write_text('{"template": "arcface"}')
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": [str(model), "../arcface"]}))
+    return ensemble
+
+
+def test_an_ensemble_averages_its_members_each_aligning_as_it_was_trained(
+    model: Path, photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from preprocess.faces import align, to_gray
+
+    ensemble = make_ensemble(model, tmp_path)
+    with pytest.raises(ModelError, match="an ensemble"):
+        ModelFiles.from_dir(ensemble)
+    image = cv2.imread(str(photo))
+    recognizer = Recognizer(ensemble)
+    face = recognizer.detector.detect(image)[0]
+    classifier, gray = Classifier(ModelFiles.from_dir(model)), to_gray(image)
+    expected = np.mean([classifier.probabilities(align(gray, face, 48, t)[None])[0] for t in TEMPLATES], axis=0)
+    assert np.allclose(list(recognizer.faces(image)[0]["probabilities"].values()), expected, atol=1e-6)
+    assert main([str(photo), "--model", str(ensemble), "--out", str(tmp_path / "out.png")]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"][0]["label"] == recognizer.labels[int(np.argmax(expected))]
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("{not json", "expected"),
+        ('{"members": []}', "non-empty list"),
+        ('{"members": ["../nowhere"]}', "no such model folder"),
+        ("other_labels", "different labels"),
+    ],
+)
+def test_a_broken_ensemble_is_refused(
+    model: Path, photo: Path, tmp_path: Path, damage: str, words: str, capsys: pytest.CaptureFixture
+) -> None:
+    ensemble = make_ensemble(model, tmp_path)
+    if damage == "other_labels":
+        (tmp_path / "arcface" / "labels.json").write_text(json.dumps([f"class {i}" for i in range(7)]))
+    else:
+        (ensemble / "ensemble.json").write_text(damage)
+    assert main([str(photo), "--model", str(ensemble)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("variant", ["gray", "rgba", "16bit", "huge"])

@@ -328,3 +328,51 @@ def test_alignment_json_follows_the_preprocessing_settings() -> None:
     assert alignment(aligned) == {"template": "fer2013", "points_48": points}
     plain = {"settings": {"align": False, "template": "fer2013", "template_points_48": None}}
     assert alignment(plain) == {"template": None, "points_48": None}
+
+
+def test_an_ensemble_scores_the_average_of_its_members(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from predict.classifier import TTA_VIEWS, Classifier, ModelFiles
+    from predict.recognizer import Recognizer
+    from train.ensemble import main as ensemble_main
+    from train.evaluate import load_split
+
+    data = make_dataset(tmp_path / "data", val_count=40)
+    manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": True, "template": "fer2013"}}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    first = known_model(tmp_path / "first", 50.0)
+    second = known_model(tmp_path / "second", 50.0)
+    weight = np.random.default_rng(3).normal(0, 0.05, (2, 36)).astype(np.float32)
+    layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
+    (second / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
+    for model in (first, second):
+        (model / "alignment.json").write_text('{"template": "fer2013"}')
+    members = ["--member", f"{first}={data}", "--member", f"{second}={data}"]
+    assert ensemble_main([*members, "--name", "both", "--models", str(tmp_path / "models")]) == 0
+    target = tmp_path / "models/both"
+    report = json.loads((target / "report.json").read_text())
+    views = {
+        key: np.mean(
+            [
+                Classifier(ModelFiles.from_dir(m)).view_probabilities(load_split(data, key)["faces"])
+                for m in (first, second)
+            ],
+            axis=0,
+        )
+        for key in ("val", "test")
+    }
+    for mode, views_used in TTA_VIEWS.items():
+        for key in ("val", "test"):
+            predicted = views[key][:views_used].mean(axis=0).argmax(axis=1)
+            assert report["tta_table"][mode][key] == pytest.approx(
+                np.mean(predicted == load_split(data, key)["labels"])
+            )
+    assert report["tta_table"][report["tta"]]["val"] == max(row["val"] for row in report["tta_table"].values())
+    assert report["splits"]["test"]["accuracy"] == report["tta_table"][report["tta"]]["test"]
+    assert json.loads((target / "ensemble.json").read_text())["members"] == ["../../first", "../../second"]
+    assert "| **ensemble** |" in (target / "README.md").read_text()
+    assert len(Recognizer(target, detect=False).members) == 2
+    capsys.readouterr()
+    (first / "alignment.json").write_text('{"template": "arcface"}')
+    assert ensemble_main([*members, "--name", "mixed", "--models", str(tmp_path / "models")]) == 2
+    assert "aligned with 'arcface'" in capsys.readouterr().err
+    assert not (tmp_path / "models/mixed").exists()

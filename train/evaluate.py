@@ -82,6 +82,15 @@ def tta_markdown(table: dict[str, dict[str, float]]) -> list[str]:
     return lines + [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in table.items()]
 
 
+def per_class_markdown(split: dict) -> list[str]:
+    """A split's per-class precision / recall / F1 table as Markdown lines."""
+    lines = ["| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
+    return lines + [
+        f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
+        for name, r in split["per_class"].items()
+    ]
+
+
 def dataset_labels(data: Path) -> tuple[str, ...]:
     """The class names the dataset was made with (FER2013's seven without a manifest)."""
     manifest = data / "manifest.json"
@@ -127,9 +136,7 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {SPLIT_NAMES[key]} | {split['images']} | {split['accuracy']:.4f} | " + " | ".join(cells) + " |"
         )
-    lines += ["", "PrivateTest per class:", "", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
-    for name, row in test["per_class"].items():
-        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    lines += ["", "PrivateTest per class:", "", *per_class_markdown(test)]
     lines += ["", "Test-time augmentation, the same weights:", "", *tta_markdown(report["tta_table"])]
     lines += ["", "![confusion matrix](confusion.png)", ""]
     if report.get("curves"):

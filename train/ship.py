@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from predict.classifier import CLASSES
 from preprocess.faces import DEFAULT_TEMPLATE
 from train.caffe_log import parse
-from train.evaluate import tta_markdown
+from train.evaluate import per_class_markdown, tta_markdown
 from train.run import caffe_pb2
 
 
@@ -121,12 +121,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "## PrivateTest per class",
         "",
-        "| class | precision | recall | F1 | images |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {c} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
-        for c, r in test["per_class"].items()
+        *per_class_markdown(test),
     ]
     if report.get("tta_table"):
         lines += ["", "## Test-time augmentation", "", *tta_markdown(report["tta_table"])]

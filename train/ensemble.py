@@ -1,0 +1,198 @@
+"""python -m train.ensemble: average the class probabilities of several shipped models and
+score the average on PublicTest and PrivateTest, then write it as a model folder.
+
+Each member is a model folder together with the preprocessed dataset aligned as its own
+training data was (`--member models/a=data/fer2013`): members trained on differently aligned
+faces each see their own faces, as predict gives them. The test-time augmentation is chosen
+on PublicTest; PrivateTest is only reported. The ensemble folder holds ensemble.json (the
+members, relative paths), report.json, confusion.png and a model card; predict and
+make demo take it like any model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles
+from train import plots
+from train.evaluate import SPLIT_NAMES, load_split, per_class_markdown, split_report, tta_markdown, tta_table
+
+
+def parse_member(text: str) -> tuple[Path, Path]:
+    """'MODEL_DIR=DATA_DIR' -> (model folder, dataset folder)."""
+    model, sep, data = text.partition("=")
+    if not sep or not model or not data:
+        raise argparse.ArgumentTypeError(f"expected MODEL_DIR=DATA_DIR, got {text!r}")
+    return Path(model), Path(data)
+
+
+def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
+    """Refuse a dataset aligned differently from the member's training data."""
+    manifest = data / "manifest.json"
+    settings = json.loads(manifest.read_text()).get("settings", {}) if manifest.exists() else {}
+    template = settings.get("template") if settings.get("align") else None
+    if not files.alignment_known or template != files.template:
+        raise ModelError(
+            f"{folder} was trained on faces aligned with {files.template!r} (alignment.json), "
+            f"but {data} holds faces aligned with {template!r}: pass the dataset made with its template"
+        )
+
+
+def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict]:
+    """One member's ten-view probabilities on both splits, and the splits themselves."""
+    files = ModelFiles.from_dir(folder)
+    check_alignment(files, folder, data)
+    classifier = Classifier(files, backend)
+    splits = {key: load_split(data, key) for key in SPLIT_NAMES}
+    return {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}, splits
+
+
+def choose_tta(table: dict[str, dict[str, float]]) -> str:
+    """The mode with the best PublicTest accuracy; the cheaper one on a tie."""
+    return max(TTA_MODES, key=lambda mode: (table[mode]["val"], -TTA_VIEWS[mode]))
+
+
+def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "opencv") -> dict:
+    """Score the average of the members and write the ensemble folder; returns the report."""
+    views, tables, splits = [], {}, None
+    for folder, data in members:
+        print(f"scoring {folder} on {data} ...", file=sys.stderr)
+        member, member_splits = member_views(folder, data, backend)
+        if splits is None:
+            splits = member_splits
+        for key, split in member_splits.items():
+            if split["keys"] != splits[key]["keys"] or not np.array_equal(split["labels"], splits[key]["labels"]):
+                raise ModelError(f"{data}: its {SPLIT_NAMES[key]} images differ from those of {members[0][1]}")
+        views.append(member)
+        tables[str(folder)] = tta_table(member, splits)
+    average = {key: np.mean([member[key] for member in views], axis=0) for key in SPLIT_NAMES}
+    table = tta_table(average, splits)
+    tta = choose_tta(table)
+    labels = ModelFiles.from_dir(members[0][0]).labels
+    reports, counts = {}, {}
+    for key, split in splits.items():
+        reports[key], counts[key] = split_report(average[key][: TTA_VIEWS[tta]].mean(axis=0), split, labels)
+    target.mkdir(parents=True, exist_ok=True)
+    relative = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
+    (target / "ensemble.json").write_text(json.dumps({"members": relative}, indent=1) + "\n")
+    report = {
+        "members": relative,
+        "data": [str(data) for _, data in members],
+        "tta": tta,
+        "selection": f"TTA {tta}, the best on PublicTest",
+        "backend": backend,
+        "splits": reports,
+        "tta_table": table,
+        "member_tta_tables": dict(zip(relative, tables.values())),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    plots.confusion_png(
+        counts["test"],
+        labels,
+        f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} (ensemble of {len(members)}, TTA {tta})",
+        target / "confusion.png",
+    )
+    (target / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (target / "README.md").write_text(card(target.name, report, members))
+    return report
+
+
+def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
+    """The ensemble's model card, in Markdown."""
+    test, val = report["splits"]["test"], report["splits"]["val"]
+    tta = report["tta"]
+    lines = [
+        f"# {name}",
+        "",
+        f"The average of the class probabilities of {len(members)} Caffe models shipped by this project; "
+        "each member classifies the face aligned with its own training template (`alignment.json`). "
+        f"Test-time augmentation `{tta}`, chosen on PublicTest.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
+        f"| PublicTest accuracy (used to choose the TTA) | {val['accuracy']:.4f} |",
+    ]
+    for key, what in (
+        ("face_found", "faces MTCNN found"),
+        ("face_not_found", "no face found: unaligned crop"),
+        ("not_copies_of_train", "without pixel copies of training images"),
+    ):
+        if key in test:
+            lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
+    lines += ["", "## Members and the ensemble, by test-time augmentation", ""]
+    lines += ["| model | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
+    rows = [*report["member_tta_tables"].items(), ("**ensemble**", report["tta_table"])]
+    lines += [
+        f"| {model} | {mode} | {row['val']:.4f} | {row['test']:.4f} |"
+        for model, table in rows
+        for mode, row in table.items()
+    ]
+    member_args = " ".join(f"--member {folder}={data}" for folder, data in members)
+    lines += [
+        "",
+        "## Reproduce",
+        "```sh",
+        f"python -m train.ensemble {member_args} --name {name}",
+        f"python -m predict photo.jpg --model models/{name} --tta {tta}",
+        "```",
+        "Each member's dataset is `make preprocess` with the template in the member's `alignment.json` "
+        '(`ARGS="--template arcface"` for arcface).',
+        "",
+        "## PrivateTest per class",
+        "",
+        *per_class_markdown(test),
+        "",
+        "Ensemble TTA table:",
+        "",
+        *tta_markdown(report["tta_table"]),
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.ensemble", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--member",
+        type=parse_member,
+        action="append",
+        required=True,
+        metavar="MODEL_DIR=DATA_DIR",
+        help="a model folder and the dataset aligned with its template; give two or more",
+    )
+    parser.add_argument("--name", required=True, help="ensemble name, the folder under --models")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
+    parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
+    args = parser.parse_args(argv)
+    if len(args.member) < 2:
+        parser.error("an ensemble needs two or more --member")
+    for _, data in args.member:
+        if not (data / "val_lmdb").exists() or not (data / "test_lmdb").exists():
+            print(f"error: {data} lacks val_lmdb / test_lmdb: run 'make preprocess' first", file=sys.stderr)
+            return 2
+    try:
+        report = ensemble(args.member, args.models / args.name, args.backend)
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"ensemble, TTA {report['tta']}: PublicTest {report['splits']['val']['accuracy']:.4f}, "
+        f"PrivateTest {report['splits']['test']['accuracy']:.4f}; wrote {args.models / args.name}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
