@@ -376,3 +376,5 @@ def test_an_ensemble_scores_the_average_of_its_members(tmp_path: Path, capsys: p
     assert ensemble_main([*members, "--name", "mixed", "--models", str(tmp_path / "models")]) == 2
     assert "aligned with 'arcface'" in capsys.readouterr().err
     assert not (tmp_path / "models/mixed").exists()
+    assert ensemble_main(["--member", f"{second}={tmp_path / 'nothing'}", *members[2:], "--name", "x"]) == 2
+    assert "nothing lacks val_lmdb: run 'make preprocess' first" in capsys.readouterr().err

@@ -47,10 +47,10 @@ def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
 
 def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict]:
     """One member's ten-view probabilities on both splits, and the splits themselves."""
+    splits = {key: load_split(data, key) for key in SPLIT_NAMES}
     files = ModelFiles.from_dir(folder)
     check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
-    splits = {key: load_split(data, key) for key in SPLIT_NAMES}
     return {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}, splits
 
 
@@ -178,13 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.member) < 2:
         parser.error("an ensemble needs two or more --member")
-    for _, data in args.member:
-        if not (data / "val_lmdb").exists() or not (data / "test_lmdb").exists():
-            print(f"error: {data} lacks val_lmdb / test_lmdb: run 'make preprocess' first", file=sys.stderr)
-            return 2
     try:
         report = ensemble(args.member, args.models / args.name, args.backend)
-    except ModelError as error:
+    except (ModelError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(

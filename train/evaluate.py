@@ -24,6 +24,8 @@ SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 
 def load_split(data: Path, split: str) -> dict:
     """Faces, labels and per-image facts (face found, copy of a training image) of one split."""
+    if not (data / f"{split}_lmdb").is_dir():
+        raise FileNotFoundError(f"{data} lacks {split}_lmdb: run 'make preprocess' first")
     keys, images, labels = read_lmdb(data / f"{split}_lmdb")
     facts = {}
     index = data / "index.csv"
@@ -222,13 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if data is None and args.run is not None and (args.run / "run.json").exists():
         data = Path(json.loads((args.run / "run.json").read_text())["data"]["dir"])
     data = data or Path("data/fer2013")
-    if not (data / "val_lmdb").exists() or not (data / "test_lmdb").exists():
-        print(f"error: {data} lacks val_lmdb / test_lmdb: run 'make preprocess' first", file=sys.stderr)
-        return 2
     out = args.out or (args.run or args.model) / ("eval" if args.tta == "none" else f"eval-{args.tta}")
     try:
         report = evaluate(data, out, args.tta, args.backend, run=args.run, model=args.model)
-    except ModelError as error:
+    except (ModelError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
