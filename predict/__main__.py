@@ -74,8 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tta",
         choices=TTA_MODES,
-        default="none",
-        help="test-time augmentation: average over the mirrored face, or over ten crops (default: %(default)s)",
+        help="test-time augmentation: average over the mirrored face, or over ten crops (default: the "
+        "model's own: an ensemble's ensemble.json names the one chosen on PublicTest; none for a single model)",
     )
     return parser.parse_args(argv)
 

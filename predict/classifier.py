@@ -78,19 +78,23 @@ class ModelFiles:
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
 
 
-def member_folders(folder: Path) -> list[Path]:
-    """The model folders behind a model: itself, or the members an ensemble.json lists
-    ({"members": [folder, ...]}, paths relative to the ensemble's folder)."""
+def model_members(folder: Path) -> tuple[list[Path], str]:
+    """The model folders behind a model, and the test-time augmentation it asks for: itself and
+    "none", or the members and "tta" an ensemble.json lists ({"members": [folder, ...], "tta":
+    mode}; member paths relative to the ensemble's folder)."""
     manifest = folder / "ensemble.json"
     if not manifest.is_file():
-        return [folder]
+        return [folder], "none"
     try:
-        members = json.loads(manifest.read_text())["members"]
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise ModelError(f'{manifest}: expected {{"members": [model folder, ...]}} ({error!r})') from error
+        spec = json.loads(manifest.read_text())
+        members, tta = spec["members"], spec.get("tta", "none")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ModelError(f'{manifest}: expected {{"members": [model folder, ...], "tta": mode}} ({error!r})') from error
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise ModelError(f"{manifest}: members must be a non-empty list of model folders")
-    return [(folder / member).resolve() for member in members]
+    if tta not in TTA_MODES:
+        raise ModelError(f"{manifest}: tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    return [(folder / member).resolve() for member in members], tta
 
 
 def crop_size(deploy: Path) -> int:

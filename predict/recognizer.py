@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from predict.classifier import Classifier, ModelError, ModelFiles, member_folders
+from predict.classifier import Classifier, ModelError, ModelFiles, model_members
 from preprocess.faces import FaceDetector, align, to_gray
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ DEFAULT_MODEL = ROOT / "models" / "fer2013_vgg"
 def load_members(model: Path, backend: str, detect: bool) -> list[tuple[Classifier, str | None]]:
     """(classifier, alignment template) for the model, or for each member of an ensemble."""
     members = []
-    for folder in member_folders(model):
+    for folder in model_members(model)[0]:
         files = ModelFiles.from_dir(folder)
         if detect and not files.alignment_known:
             raise ModelError(f"{folder}: model folder lacks alignment.json, which says how its faces were aligned")
@@ -44,10 +44,11 @@ class Recognizer:
         min_face: float = 40,
         threshold: float = 0.8,
         top_k: int = 3,
-        tta: str = "none",
+        tta: str | None = None,
         detect: bool = True,
     ):
         self.members = load_members(model, backend, detect)
+        tta = tta or model_members(model)[1]
         self.labels = self.members[0][0].labels
         self.detector = FaceDetector(backend=backend, min_face_size=min_face, thresholds=(0.6, 0.7, threshold))
         self.top_k, self.tta = top_k, tta

@@ -121,6 +121,9 @@ def test_an_ensemble_averages_its_members_each_aligning_as_it_was_trained(
     assert np.allclose(list(recognizer.faces(image)[0]["probabilities"].values()), expected, atol=1e-6)
     assert main([str(photo), "--model", str(ensemble), "--out", str(tmp_path / "out.png")]) == 0
     assert json.loads(capsys.readouterr().out)["faces"][0]["label"] == recognizer.labels[int(np.argmax(expected))]
+    assert recognizer.tta == "none"
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": [str(model), "../arcface"], "tta": "ten"}))
+    assert Recognizer(ensemble).tta == "ten" and Recognizer(ensemble, tta="mirror").tta == "mirror"
 
 
 @pytest.mark.parametrize(
@@ -129,6 +132,8 @@ def test_an_ensemble_averages_its_members_each_aligning_as_it_was_trained(
         ("{not json", "expected"),
         ('{"members": []}', "non-empty list"),
         ('{"members": ["../nowhere"]}', "no such model folder"),
+        ('{"members": ["../arcface"], "tta": "twelve"}', "tta must be one of none, mirror, ten"),
+        ('["../arcface"]', "expected"),
         ("other_labels", "different labels"),
     ],
 )

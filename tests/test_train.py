@@ -368,7 +368,8 @@ def test_an_ensemble_scores_the_average_of_its_members(tmp_path: Path, capsys: p
             )
     assert report["tta_table"][report["tta"]]["val"] == max(row["val"] for row in report["tta_table"].values())
     assert report["splits"]["test"]["accuracy"] == report["tta_table"][report["tta"]]["test"]
-    assert json.loads((target / "ensemble.json").read_text())["members"] == ["../../first", "../../second"]
+    spec = json.loads((target / "ensemble.json").read_text())
+    assert spec == {"members": ["../../first", "../../second"], "tta": report["tta"]}
     assert "| **ensemble** |" in (target / "README.md").read_text()
     assert len(Recognizer(target, detect=False).members) == 2
     capsys.readouterr()

@@ -81,7 +81,7 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
         reports[key], counts[key] = split_report(average[key][: TTA_VIEWS[tta]].mean(axis=0), split, labels)
     target.mkdir(parents=True, exist_ok=True)
     relative = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
-    (target / "ensemble.json").write_text(json.dumps({"members": relative}, indent=1) + "\n")
+    (target / "ensemble.json").write_text(json.dumps({"members": relative, "tta": tta}, indent=1) + "\n")
     report = {
         "members": relative,
         "data": [str(data) for _, data in members],
@@ -141,7 +141,7 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "## Reproduce",
         "```sh",
         f"python -m train.ensemble {member_args} --name {name}",
-        f"python -m predict photo.jpg --model models/{name} --tta {tta}",
+        f"python -m predict photo.jpg --model models/{name}   # TTA {tta}, from ensemble.json",
         "```",
         "Each member's dataset is `make preprocess` with the template in the member's `alignment.json` "
         '(`ARGS="--template arcface"` for arcface).',
