@@ -330,7 +330,7 @@ def test_alignment_json_follows_the_preprocessing_settings() -> None:
     assert alignment(plain) == {"template": None, "points_48": None}
 
 
-def test_an_ensemble_scores_the_average_of_its_members(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_an_ensemble_keeps_the_group_and_tta_best_on_publictest(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from predict.classifier import TTA_VIEWS, Classifier, ModelFiles
     from predict.recognizer import Recognizer
     from train.ensemble import main as ensemble_main
@@ -340,42 +340,42 @@ def test_an_ensemble_scores_the_average_of_its_members(tmp_path: Path, capsys: p
     manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": True, "template": "fer2013"}}
     (data / "manifest.json").write_text(json.dumps(manifest))
     first = known_model(tmp_path / "first", 50.0)
-    second = known_model(tmp_path / "second", 50.0)
-    weight = np.random.default_rng(3).normal(0, 0.05, (2, 36)).astype(np.float32)
-    layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
-    (second / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
-    for model in (first, second):
+    models = [first]
+    for seed, name in ((3, "second"), (4, "third")):  # random weights: weaker and different members
+        model = known_model(tmp_path / name, 50.0)
+        weight = np.random.default_rng(seed).normal(0, 0.05, (2, 36)).astype(np.float32)
+        layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
+        (model / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
+        models.append(model)
+    for model in models:
         (model / "alignment.json").write_text('{"template": "fer2013"}')
-    members = ["--member", f"{first}={data}", "--member", f"{second}={data}"]
-    assert ensemble_main([*members, "--name", "both", "--models", str(tmp_path / "models")]) == 0
-    target = tmp_path / "models/both"
+    members = [arg for model in models for arg in ("--member", f"{model}={data}")]
+    assert ensemble_main([*members, "--name", "best", "--models", str(tmp_path / "models")]) == 0
+    target = tmp_path / "models/best"
     report = json.loads((target / "report.json").read_text())
-    views = {
-        key: np.mean(
-            [
-                Classifier(ModelFiles.from_dir(m)).view_probabilities(load_split(data, key)["faces"])
-                for m in (first, second)
-            ],
-            axis=0,
-        )
-        for key in ("val", "test")
-    }
-    for mode, views_used in TTA_VIEWS.items():
-        for key in ("val", "test"):
-            predicted = views[key][:views_used].mean(axis=0).argmax(axis=1)
-            assert report["tta_table"][mode][key] == pytest.approx(
-                np.mean(predicted == load_split(data, key)["labels"])
-            )
-    assert report["tta_table"][report["tta"]]["val"] == max(row["val"] for row in report["tta_table"].values())
-    assert report["splits"]["test"]["accuracy"] == report["tta_table"][report["tta"]]["test"]
-    spec = json.loads((target / "ensemble.json").read_text())
-    assert spec == {"members": ["../../first", "../../second"], "tta": report["tta"]}
-    assert "| **ensemble** |" in (target / "README.md").read_text()
-    assert len(Recognizer(target, detect=False).members) == 2
+    splits = {key: load_split(data, key) for key in ("val", "test")}
+    views = [
+        {k: Classifier(ModelFiles.from_dir(m)).view_probabilities(s["faces"]) for k, s in splits.items()}
+        for m in models
+    ]
+
+    def accuracy(group: tuple[int, ...], mode: str, key: str) -> float:
+        average = np.mean([views[i][key][: TTA_VIEWS[mode]].mean(axis=0) for i in group], axis=0)
+        return float(np.mean(average.argmax(axis=1) == splits[key]["labels"]))
+
+    choices = [(g, mode) for g in ((0, 1), (0, 2), (1, 2), (0, 1, 2)) for mode in TTA_VIEWS]
+    group, tta = max(choices, key=lambda c: (accuracy(*c, "val"), -len(c[0]), -TTA_VIEWS[c[1]]))
+    names = ["../../first", "../../second", "../../third"]
+    assert report["members"] == [names[i] for i in group] and report["tta"] == tta
+    assert report["splits"]["test"]["accuracy"] == pytest.approx(accuracy(group, tta, "test"))
+    assert len(report["group_tta_tables"]) == 4
+    assert json.loads((target / "ensemble.json").read_text()) == {"members": report["members"], "tta": tta}
+    assert f"| **{' + '.join(report['members'])}** | **{tta}** |" in (target / "README.md").read_text()
+    assert len(Recognizer(target, detect=False).members) == len(group)
     capsys.readouterr()
     (first / "alignment.json").write_text('{"template": "arcface"}')
     assert ensemble_main([*members, "--name", "mixed", "--models", str(tmp_path / "models")]) == 2
     assert "aligned with 'arcface'" in capsys.readouterr().err
     assert not (tmp_path / "models/mixed").exists()
-    assert ensemble_main(["--member", f"{second}={tmp_path / 'nothing'}", *members[2:], "--name", "x"]) == 2
+    assert ensemble_main(["--member", f"{models[1]}={tmp_path / 'nothing'}", *members[2:], "--name", "x"]) == 2
     assert "nothing lacks val_lmdb: run 'make preprocess' first" in capsys.readouterr().err

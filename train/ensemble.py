@@ -12,6 +12,7 @@ make demo take it like any model folder.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ import numpy as np
 
 from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles
 from train import plots
-from train.evaluate import SPLIT_NAMES, load_split, per_class_markdown, split_report, tta_markdown, tta_table
+from train.evaluate import SPLIT_NAMES, load_split, per_class_markdown, split_report, tta_table
 
 
 def parse_member(text: str) -> tuple[Path, Path]:
@@ -54,14 +55,15 @@ def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict]:
     return {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}, splits
 
 
-def choose_tta(table: dict[str, dict[str, float]]) -> str:
-    """The mode with the best PublicTest accuracy; the cheaper one on a tie."""
-    return max(TTA_MODES, key=lambda mode: (table[mode]["val"], -TTA_VIEWS[mode]))
+def groups(count: int) -> list[tuple[int, ...]]:
+    """Every group of two or more of count members, as index tuples."""
+    return [group for size in range(2, count + 1) for group in itertools.combinations(range(count), size)]
 
 
 def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "opencv") -> dict:
-    """Score the average of the members and write the ensemble folder; returns the report."""
-    views, tables, splits = [], {}, None
+    """Score every group of two or more members with each TTA, keep the best on PublicTest
+    (fewer members, then fewer views, on a tie) and write the ensemble folder; returns the report."""
+    views, splits = [], None
     for folder, data in members:
         print(f"scoring {folder} on {data} ...", file=sys.stderr)
         member, member_splits = member_views(folder, data, backend)
@@ -71,32 +73,40 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
             if split["keys"] != splits[key]["keys"] or not np.array_equal(split["labels"], splits[key]["labels"]):
                 raise ModelError(f"{data}: its {SPLIT_NAMES[key]} images differ from those of {members[0][1]}")
         views.append(member)
-        tables[str(folder)] = tta_table(member, splits)
-    average = {key: np.mean([member[key] for member in views], axis=0) for key in SPLIT_NAMES}
-    table = tta_table(average, splits)
-    tta = choose_tta(table)
-    labels = ModelFiles.from_dir(members[0][0]).labels
+    names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
+    averages = {
+        group: {key: np.mean([views[i][key] for i in group], axis=0) for key in SPLIT_NAMES}
+        for group in groups(len(members))
+    }
+    tables = {group: tta_table(average, splits) for group, average in averages.items()}
+    group, tta = max(
+        ((group, mode) for group in tables for mode in TTA_MODES),
+        key=lambda choice: (tables[choice[0]][choice[1]]["val"], -len(choice[0]), -TTA_VIEWS[choice[1]]),
+    )
+    labels = ModelFiles.from_dir(members[group[0]][0]).labels
     reports, counts = {}, {}
     for key, split in splits.items():
-        reports[key], counts[key] = split_report(average[key][: TTA_VIEWS[tta]].mean(axis=0), split, labels)
+        reports[key], counts[key] = split_report(averages[group][key][: TTA_VIEWS[tta]].mean(axis=0), split, labels)
+    chosen = [names[i] for i in group]
     target.mkdir(parents=True, exist_ok=True)
-    relative = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
-    (target / "ensemble.json").write_text(json.dumps({"members": relative, "tta": tta}, indent=1) + "\n")
+    (target / "ensemble.json").write_text(json.dumps({"members": chosen, "tta": tta}, indent=1) + "\n")
     report = {
-        "members": relative,
+        "members": chosen,
+        "candidates": names,
         "data": [str(data) for _, data in members],
         "tta": tta,
-        "selection": f"TTA {tta}, the best on PublicTest",
+        "selection": f"{len(group)} of {len(members)} members and TTA {tta}, the best on PublicTest",
         "backend": backend,
         "splits": reports,
-        "tta_table": table,
-        "member_tta_tables": dict(zip(relative, tables.values())),
+        "tta_table": tables[group],
+        "member_tta_tables": {name: tta_table(member, splits) for name, member in zip(names, views)},
+        "group_tta_tables": [{"members": [names[i] for i in g], "tta_table": t} for g, t in tables.items()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     plots.confusion_png(
         counts["test"],
         labels,
-        f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} (ensemble of {len(members)}, TTA {tta})",
+        f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} (ensemble of {len(group)}, TTA {tta})",
         target / "confusion.png",
     )
     (target / "report.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -111,14 +121,16 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     lines = [
         f"# {name}",
         "",
-        f"The average of the class probabilities of {len(members)} Caffe models shipped by this project; "
-        "each member classifies the face aligned with its own training template (`alignment.json`). "
-        f"Test-time augmentation `{tta}`, chosen on PublicTest.",
+        f"The average of the class probabilities of {len(report['members'])} Caffe models shipped by this "
+        f"project ({', '.join(f'`{m}`' for m in report['members'])}); each member classifies the face aligned "
+        "with its own training template (`alignment.json`). Members and test-time augmentation "
+        f"(`{tta}`) were chosen on PublicTest among every group of two or more of "
+        f"{', '.join(f'`{m}`' for m in report['candidates'])}.",
         "",
         "| | |",
         "|---|---|",
         f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
-        f"| PublicTest accuracy (used to choose the TTA) | {val['accuracy']:.4f} |",
+        f"| PublicTest accuracy (used to choose members and TTA) | {val['accuracy']:.4f} |",
     ]
     for key, what in (
         ("face_found", "faces MTCNN found"),
@@ -127,14 +139,15 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     ):
         if key in test:
             lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
-    lines += ["", "## Members and the ensemble, by test-time augmentation", ""]
-    lines += ["| model | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
-    rows = [*report["member_tta_tables"].items(), ("**ensemble**", report["tta_table"])]
-    lines += [
-        f"| {model} | {mode} | {row['val']:.4f} | {row['test']:.4f} |"
-        for model, table in rows
-        for mode, row in table.items()
-    ]
+    lines += ["", "## Single models and groups, by test-time augmentation", ""]
+    lines += ["| models | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
+    rows = [([model], table) for model, table in report["member_tta_tables"].items()]
+    rows += [(group["members"], group["tta_table"]) for group in report["group_tta_tables"]]
+    for models, table in rows:
+        chosen = models == report["members"]
+        for mode, row in table.items():
+            cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
+            lines.append(f"| **{cells.replace(' | ', '** | **')}** |" if chosen and mode == tta else f"| {cells} |")
     member_args = " ".join(f"--member {folder}={data}" for folder, data in members)
     lines += [
         "",
@@ -149,10 +162,6 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "## PrivateTest per class",
         "",
         *per_class_markdown(test),
-        "",
-        "Ensemble TTA table:",
-        "",
-        *tta_markdown(report["tta_table"]),
         "",
         "![confusion matrix](confusion.png)",
         "",
