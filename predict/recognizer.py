@@ -13,7 +13,7 @@ from predict.classifier import Classifier, ModelError, ModelFiles, model_members
 from preprocess.faces import FaceDetector, align, to_gray
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "fer2013_vgg"
+DEFAULT_MODEL = ROOT / "models" / "fer2013_ensemble"
 
 
 def load_members(model: Path, backend: str, detect: bool) -> list[tuple[Classifier, str | None]]:

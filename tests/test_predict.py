@@ -317,5 +317,5 @@ def test_demo_with_the_shipped_model(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     assert demo(tmp_path) == 0
     faces = json.loads((tmp_path / "demo.json").read_text())["faces"]
-    assert len(faces) == 1 and faces[0]["label"] in Classifier(ModelFiles.from_dir(DEFAULT_MODEL)).labels
+    assert len(faces) == 1 and faces[0]["label"] in Recognizer(DEFAULT_MODEL).labels
     assert (tmp_path / "demo.png").stat().st_size > 10000
