@@ -3,10 +3,11 @@ score the average on PublicTest and PrivateTest, then write it as a model folder
 
 Each member is a model folder together with the preprocessed dataset aligned as its own
 training data was (`--member models/a=data/fer2013`): members trained on differently aligned
-faces each see their own faces, as predict gives them. The test-time augmentation is chosen
-on PublicTest; PrivateTest is only reported. The ensemble folder holds ensemble.json (the
-members, relative paths), report.json, confusion.png and a model card; predict and
-make demo take it like any model folder.
+faces each see their own faces, as predict gives them. The group of members (every group of
+two or more) and the test-time augmentation are chosen on PublicTest; PrivateTest is only
+reported. The ensemble folder holds ensemble.json (the chosen members as relative paths, and
+the TTA), report.json, confusion.png and a model card; predict and make demo take it like
+any model folder.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
     manifest = data / "manifest.json"
     settings = json.loads(manifest.read_text()).get("settings", {}) if manifest.exists() else {}
     template = settings.get("template") if settings.get("align") else None
-    if not files.alignment_known or template != files.template:
+    if not files.alignment_known:
+        raise ModelError(f"{folder}: model folder lacks alignment.json, which says how its faces were aligned")
+    if template != files.template:
         raise ModelError(
             f"{folder} was trained on faces aligned with {files.template!r} (alignment.json), "
             f"but {data} holds faces aligned with {template!r}: pass the dataset made with its template"
