@@ -73,7 +73,7 @@ class ModelFiles:
                 template = json.loads(alignment.read_text())["template"]
             except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
                 raise ModelError(f'{alignment}: expected {{"template": name or null}} ({error!r})') from error
-            if template is not None and template not in TEMPLATES:
+            if template is not None and (not isinstance(template, str) or template not in TEMPLATES):
                 raise ModelError(f"{alignment}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
 

@@ -242,6 +242,7 @@ def test_a_corrupt_video_is_refused(model: Path, tmp_path: Path, capsys: pytest.
         "bad_labels",
         "no_alignment",
         "bad_template",
+        "template_list",
         "unaligned",
     ],
 )
@@ -262,6 +263,8 @@ def test_missing_or_corrupt_model_files(
         (broken / "alignment.json").unlink()
     elif damage == "bad_template":
         (broken / "alignment.json").write_text('{"template": "square"}')
+    elif damage == "template_list":
+        (broken / "alignment.json").write_text('{"template": ["fer2013"]}')
     elif damage == "unaligned":
         (broken / "alignment.json").write_text('{"template": null}')
     else:

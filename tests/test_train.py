@@ -276,7 +276,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
         "input": {"csv_sha256": "abc"},
         "counts": {s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
         "faces": {s: {"found": 15} for s in ("train", "val", "test")},
-        "settings": {"align": True, "template": "arcface", "template_points_48": [[0, 0]] * 5},
+        "settings": {"align": True, "template": "arcface"},
     }
     (data / "manifest.json").write_text(json.dumps(manifest))
     net = make_tiny_net(tmp_path / "tiny")
@@ -321,12 +321,17 @@ def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str) -
 
 
 def test_alignment_json_follows_the_preprocessing_settings() -> None:
+    from preprocess.faces import TEMPLATES
     from train.ship import alignment
 
-    points = [[1.0, 2.0]] * 5
-    aligned = {"settings": {"align": True, "template": "fer2013", "template_points_48": points}}
-    assert alignment(aligned) == {"template": "fer2013", "points_48": points}
-    plain = {"settings": {"align": False, "template": "fer2013", "template_points_48": None}}
+    arcface = TEMPLATES["arcface"].tolist()
+    assert alignment({"settings": {"align": True, "template": "arcface"}}) == {
+        "template": "arcface",
+        "points_48": arcface,
+    }
+    old = {"settings": {"align": True, "template": "preprocess.faces.TEMPLATE_48"}}  # before named templates
+    assert alignment(old) == {"template": "arcface", "points_48": arcface}
+    plain = {"settings": {"align": False, "template": "fer2013"}}
     assert alignment(plain) == {"template": None, "points_48": None}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from predict.classifier import CLASSES
-from preprocess.faces import DEFAULT_TEMPLATE
+from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
 from train.caffe_log import parse
 from train.evaluate import per_class_markdown, tta_markdown
 from train.run import caffe_pb2
@@ -57,11 +57,14 @@ def recipe(run: Path) -> dict:
 
 
 def alignment(manifest: dict) -> dict:
-    """alignment.json: the template preprocessing aligned the faces with; null for unaligned crops."""
+    """alignment.json: the template preprocessing aligned the faces with; null for unaligned crops.
+    Manifests from before named templates say "preprocess.faces.TEMPLATE_48", which was arcface."""
     settings = manifest["settings"]
+    template = {"preprocess.faces.TEMPLATE_48": "arcface"}.get(settings["template"], settings["template"])
+    aligned = settings["align"]
     return {
-        "template": settings["template"] if settings["align"] else None,
-        "points_48": settings["template_points_48"],
+        "template": template if aligned else None,
+        "points_48": TEMPLATES[template].tolist() if aligned else None,
     }
 
 
