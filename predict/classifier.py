@@ -25,6 +25,12 @@ TTA_VIEWS = {"none": 1, "mirror": 2, "ten": 10}
 TTA_MODES = tuple(TTA_VIEWS)
 
 
+def tta_average(views: np.ndarray, tta: str) -> np.ndarray:
+    """Class probabilities under a test-time augmentation: the mean of the first views of
+    Classifier.view_probabilities' (views, N, classes)."""
+    return views[: TTA_VIEWS[tta]].mean(axis=0)
+
+
 class ModelError(Exception):
     """A model folder that is missing files or holds unreadable ones."""
 
@@ -39,6 +45,15 @@ class ModelFiles:
     labels: tuple[str, ...] = CLASSES
     template: str | None = None  # the alignment template of the training faces; None: unaligned crops
     alignment_known: bool = False  # whether the folder says how its training faces were aligned
+
+    def alignment_template(self) -> str | None:
+        """The template the training faces were aligned with (None: unaligned crops); a
+        ModelError when the folder does not say (no alignment.json)."""
+        if not self.alignment_known:
+            raise ModelError(
+                f"{self.deploy.parent}: model folder lacks alignment.json, which says how its faces were aligned"
+            )
+        return self.template
 
     @classmethod
     def from_dir(cls, folder: Path) -> ModelFiles:
@@ -166,7 +181,7 @@ class Classifier:
     def probabilities(self, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
         """Class probabilities; tta "mirror" averages with the flipped face, "ten" over the
         four corner and centre crops and their mirrors."""
-        return self.view_probabilities(faces, TTA_VIEWS[tta], batch).mean(axis=0)
+        return tta_average(self.view_probabilities(faces, TTA_VIEWS[tta], batch), tta)
 
     def _forward_opencv(self, data: np.ndarray) -> np.ndarray:
         self._net.setInput(data)

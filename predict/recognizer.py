@@ -16,21 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "fer2013_ensemble"
 
 
-def load_members(model: Path, backend: str, detect: bool) -> list[tuple[Classifier, str | None]]:
-    """(classifier, alignment template) for the model, or for each member of an ensemble."""
+def load_members(folders: list[Path], backend: str, detect: bool) -> list[tuple[Classifier, str | None]]:
+    """(classifier, alignment template) for each model folder of a model (one, or an ensemble's)."""
     members = []
-    for folder in model_members(model)[0]:
+    for folder in folders:
         files = ModelFiles.from_dir(folder)
-        if detect and not files.alignment_known:
-            raise ModelError(f"{folder}: model folder lacks alignment.json, which says how its faces were aligned")
-        if detect and files.template is None:
+        if detect and files.alignment_template() is None:
             raise ModelError(
                 f"{folder}: trained on unaligned crops (preprocess --no-align); use --no-detect on face crops"
             )
         members.append((Classifier(files, backend), files.template))
-    labels = {classifier.labels for classifier, _ in members}
-    if len(labels) > 1:
-        raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
     return members
 
 
@@ -47,8 +42,12 @@ class Recognizer:
         tta: str | None = None,
         detect: bool = True,
     ):
-        self.members = load_members(model, backend, detect)
-        tta = tta or model_members(model)[1]
+        folders, model_tta = model_members(model)
+        self.members = load_members(folders, backend, detect)
+        labels = {classifier.labels for classifier, _ in self.members}
+        if len(labels) > 1:
+            raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
+        tta = tta or model_tta
         self.labels = self.members[0][0].labels
         self.detector = FaceDetector(backend=backend, min_face_size=min_face, thresholds=(0.6, 0.7, threshold))
         self.top_k, self.tta = top_k, tta

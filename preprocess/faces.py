@@ -27,7 +27,7 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 # (make bench-faces writes them), made mirror-symmetric about the centre (x -> 47 - x) so a
 # mirrored face has the same framing. "arcface": the ArcFace 112x112 template scaled to 48,
 # which frames faces about 15% smaller and lower (eyes 15.1 px apart at 46% of the height,
-# against FER2013's 17.9 px at 37.5%), filling the top rows with replicated border; the
+# against FER2013's 18.0 px at 37.5%), filling the top rows with replicated border; the
 # models shipped before the fer2013 template were trained with it.
 TEMPLATES = {
     "fer2013": np.array(

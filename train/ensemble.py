@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles
+from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles, tta_average
 from train import plots
-from train.evaluate import SPLIT_NAMES, load_split, per_class_markdown, split_report, tta_table
+from train.evaluate import SPLIT_NAMES, headline, load_split, per_class_markdown, split_report, tta_table
 
 
 def parse_member(text: str) -> tuple[Path, Path]:
@@ -40,22 +40,21 @@ def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
     manifest = data / "manifest.json"
     settings = json.loads(manifest.read_text()).get("settings", {}) if manifest.exists() else {}
     template = settings.get("template") if settings.get("align") else None
-    if not files.alignment_known:
-        raise ModelError(f"{folder}: model folder lacks alignment.json, which says how its faces were aligned")
-    if template != files.template:
+    if template != files.alignment_template():
         raise ModelError(
             f"{folder} was trained on faces aligned with {files.template!r} (alignment.json), "
             f"but {data} holds faces aligned with {template!r}: pass the dataset made with its template"
         )
 
 
-def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict]:
-    """One member's ten-view probabilities on both splits, and the splits themselves."""
+def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict, tuple[str, ...]]:
+    """One member's ten-view probabilities on both splits, the splits themselves, and its labels."""
     splits = {key: load_split(data, key) for key in SPLIT_NAMES}
     files = ModelFiles.from_dir(folder)
     check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
-    return {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}, splits
+    views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
+    return views, splits, classifier.labels
 
 
 def groups(count: int) -> list[tuple[int, ...]]:
@@ -66,16 +65,17 @@ def groups(count: int) -> list[tuple[int, ...]]:
 def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "opencv") -> dict:
     """Score every group of two or more members with each TTA, keep the best on PublicTest
     (fewer members, then fewer views, on a tie) and write the ensemble folder; returns the report."""
-    views, splits = [], None
+    views, member_labels, splits = [], [], None
     for folder, data in members:
         print(f"scoring {folder} on {data} ...", file=sys.stderr)
-        member, member_splits = member_views(folder, data, backend)
+        member, member_splits, labels = member_views(folder, data, backend)
         if splits is None:
             splits = member_splits
         for key, split in member_splits.items():
             if split["keys"] != splits[key]["keys"] or not np.array_equal(split["labels"], splits[key]["labels"]):
                 raise ModelError(f"{data}: its {SPLIT_NAMES[key]} images differ from those of {members[0][1]}")
         views.append(member)
+        member_labels.append(labels)
     names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     averages = {
         group: {key: np.mean([views[i][key] for i in group], axis=0) for key in SPLIT_NAMES}
@@ -86,10 +86,9 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
         ((group, mode) for group in tables for mode in TTA_MODES),
         key=lambda choice: (tables[choice[0]][choice[1]]["val"], -len(choice[0]), -TTA_VIEWS[choice[1]]),
     )
-    labels = ModelFiles.from_dir(members[group[0]][0]).labels
     reports, counts = {}, {}
     for key, split in splits.items():
-        reports[key], counts[key] = split_report(averages[group][key][: TTA_VIEWS[tta]].mean(axis=0), split, labels)
+        reports[key], counts[key] = split_report(tta_average(averages[group][key], tta), split, member_labels[group[0]])
     chosen = [names[i] for i in group]
     target.mkdir(parents=True, exist_ok=True)
     (target / "ensemble.json").write_text(json.dumps({"members": chosen, "tta": tta}, indent=1) + "\n")
@@ -195,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(
-        f"ensemble, TTA {report['tta']}: PublicTest {report['splits']['val']['accuracy']:.4f}, "
-        f"PrivateTest {report['splits']['test']['accuracy']:.4f}; wrote {args.models / args.name}"
-    )
+    print(f"ensemble, TTA {report['tta']}: {headline(report)}; wrote {args.models / args.name}")
     return 0
 
 

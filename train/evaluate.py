@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from predict.classifier import CLASSES, TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles
+from predict.classifier import CLASSES, TTA_MODES, Classifier, ModelError, ModelFiles, tta_average
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
@@ -71,7 +71,7 @@ def tta_table(views: dict[str, np.ndarray], splits: dict[str, dict]) -> dict[str
     per-view probabilities of Classifier.view_probabilities."""
     return {
         mode: {
-            key: metrics.accuracy(split["labels"], views[key][: TTA_VIEWS[mode]].mean(axis=0).argmax(axis=1))
+            key: metrics.accuracy(split["labels"], tta_average(views[key], mode).argmax(axis=1))
             for key, split in splits.items()
         }
         for mode in TTA_MODES
@@ -91,6 +91,12 @@ def per_class_markdown(split: dict) -> list[str]:
         f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
         for name, r in split["per_class"].items()
     ]
+
+
+def headline(report: dict) -> str:
+    """The one-line result: PublicTest and PrivateTest accuracy."""
+    splits = report["splits"]
+    return f"PublicTest {splits['val']['accuracy']:.4f}, PrivateTest {splits['test']['accuracy']:.4f}"
 
 
 def dataset_labels(data: Path) -> tuple[str, ...]:
@@ -171,8 +177,7 @@ def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = N
     views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
     reports, counts = {}, {}
     for key, split in splits.items():
-        chosen = views[key][: TTA_VIEWS[tta]].mean(axis=0)
-        reports[key], counts[key] = split_report(chosen, split, classifier.labels)
+        reports[key], counts[key] = split_report(tta_average(views[key], tta), split, classifier.labels)
     report = {
         "model": str(files.weights),
         "selection": selection,
@@ -230,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(
-        f"PublicTest {report['splits']['val']['accuracy']:.4f}, PrivateTest {report['splits']['test']['accuracy']:.4f} "
-        f"({report['selection']}); report in {out}"
-    )
+    print(f"{headline(report)} ({report['selection']}); report in {out}")
     return 0
 
 
