@@ -57,10 +57,10 @@ preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DA
 NET ?= fer_reference
 EPOCHS ?= 150
 RUNS ?= runs
-RUN ?= $(NET)-e$(EPOCHS)
+RUN ?= $(NET)-e$(EPOCHS)$(if $(WEIGHTS),-from-$(basename $(notdir $(WEIGHTS))))
 
-train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes
-	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(ARGS)
+train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start
+	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(ARGS)
 
 evaluate: install ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
 	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)

@@ -17,10 +17,11 @@ from conftest import synthetic_images
 from google.protobuf import text_format
 
 from preprocess import caffe_proto
+from preprocess.fer_csv import file_sha256
 from preprocess.lmdb_io import write_lmdb
 from train import caffe_log
 from train.evaluate import evaluate
-from train.run import ROOT, caffe_pb2, train, write_net, write_solver
+from train.run import ROOT, TrainError, caffe_pb2, train, write_net, write_solver
 from train.schedule import Schedule, exact_test_batch
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -168,6 +169,36 @@ def test_a_killed_run_resumes_from_its_snapshot(tmp_path: Path, caffe_tool: str)
     log = (tmp_path / "runs/r/caffe.log").read_text()
     assert "Resuming from" in log
     assert json.loads((tmp_path / "runs/r/run.json").read_text())["final"]["iteration"] == stopped_at + 40
+
+
+def test_a_warm_start_begins_from_the_given_weights(tmp_path: Path, caffe_tool: str) -> None:
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    cold = train(str(net), data, tmp_path / "runs", "cold", epochs=12, caffe=caffe_tool)
+    weights = tmp_path / "runs/cold/snapshots/tiny_iter_48.caffemodel"
+    warm = train(str(net), data, tmp_path / "runs", "warm", epochs=2, caffe=caffe_tool, weights=weights)
+    log = (tmp_path / "runs/warm/caffe.log").read_text()
+    assert f"Finetuning from {weights}" in log
+    assert warm["weights"]["sha256"] == file_sha256(weights)
+    first_loss = {
+        run: caffe_log.parse((tmp_path / f"runs/{run}/caffe.log").read_text()).train[0][1] for run in ("cold", "warm")
+    }
+    assert first_loss["warm"] < first_loss["cold"] and abs(first_loss["warm"] - cold["final"]["train_loss"]) < 0.3
+    with pytest.raises(TrainError, match="started from weights"):
+        train(str(net), data, tmp_path / "runs", "warm", epochs=2, caffe=caffe_tool)
+
+
+def test_a_warm_start_refuses_missing_or_differently_aligned_weights(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    with pytest.raises(TrainError, match="no weights file"):
+        train(str(net), data, tmp_path / "runs", "r", epochs=1, caffe="caffe", weights=tmp_path / "none.caffemodel")
+    model = tmp_path / "models/m"
+    model.mkdir(parents=True)
+    (model / "m.caffemodel").write_bytes(b"")
+    (model / "alignment.json").write_text(json.dumps({"template": "fer2013", "points_48": None}))
+    with pytest.raises(TrainError, match="template 'fer2013'"):
+        train(str(net), data, tmp_path / "runs", "r", epochs=1, caffe="caffe", weights=model / "m.caffemodel")
 
 
 def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -382,5 +413,10 @@ def test_an_ensemble_keeps_the_group_and_tta_best_on_publictest(tmp_path: Path, 
     assert ensemble_main([*members, "--name", "mixed", "--models", str(tmp_path / "models")]) == 2
     assert "aligned with 'arcface'" in capsys.readouterr().err
     assert not (tmp_path / "models/mixed").exists()
+    (first / "alignment.json").write_text('{"template": "fer2013"}')
+    (models[2] / "labels.json").write_text(json.dumps(["left", "up"]))
+    assert ensemble_main([*members, "--name", "classes", "--models", str(tmp_path / "models")]) == 2
+    assert "has the classes left, up" in capsys.readouterr().err
+    assert not (tmp_path / "models/classes").exists()
     assert ensemble_main(["--member", f"{models[1]}={tmp_path / 'nothing'}", *members[2:], "--name", "x"]) == 2
     assert "nothing lacks val_lmdb: run 'make preprocess' first" in capsys.readouterr().err

@@ -32,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=Path("data/fer2013"), help="preprocessed dataset folder (default: %(default)s)"
     )
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
-    parser.add_argument("--run", help="run name (default: <net>-e<epochs>)")
+    parser.add_argument("--run", help="run name (default: <net>-e<epochs>, + -from-<weights name> with --weights)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="start from this .caffemodel (e.g. a shipped model's) instead of random weights: the whole "
+        "schedule runs again from it, a warm restart; a model folder's alignment.json must match the data",
+    )
     parser.add_argument(
         "--caffe",
         default=str(Path(sys.executable).parent / "caffe"),
@@ -42,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    run = args.run or f"{Path(args.net).name}-e{args.epochs:g}"
+    start = f"-from-{args.weights.stem}" if args.weights else ""
+    run = args.run or f"{Path(args.net).name}-e{args.epochs:g}{start}"
     try:
-        info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe)
+        info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights)
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

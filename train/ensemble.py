@@ -65,17 +65,21 @@ def groups(count: int) -> list[tuple[int, ...]]:
 def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "opencv") -> dict:
     """Score every group of two or more members with each TTA, keep the best on PublicTest
     (fewer members, then fewer views, on a tie) and write the ensemble folder; returns the report."""
-    views, member_labels, splits = [], [], None
+    views, labels, splits = [], None, None
     for folder, data in members:
         print(f"scoring {folder} on {data} ...", file=sys.stderr)
-        member, member_splits, labels = member_views(folder, data, backend)
+        member, member_splits, member_labels = member_views(folder, data, backend)
         if splits is None:
-            splits = member_splits
+            splits, labels = member_splits, member_labels
+        if member_labels != labels:
+            raise ModelError(
+                f"{folder} has the classes {', '.join(member_labels)}, {members[0][0]} has {', '.join(labels)}: "
+                "the members of an ensemble must share their class names"
+            )
         for key, split in member_splits.items():
             if split["keys"] != splits[key]["keys"] or not np.array_equal(split["labels"], splits[key]["labels"]):
                 raise ModelError(f"{data}: its {SPLIT_NAMES[key]} images differ from those of {members[0][1]}")
         views.append(member)
-        member_labels.append(labels)
     names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     averages = {
         group: {key: np.mean([views[i][key] for i in group], axis=0) for key in SPLIT_NAMES}
@@ -88,7 +92,7 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
     )
     reports, counts = {}, {}
     for key, split in splits.items():
-        reports[key], counts[key] = split_report(tta_average(averages[group][key], tta), split, member_labels[group[0]])
+        reports[key], counts[key] = split_report(tta_average(averages[group][key], tta), split, labels)
     chosen = [names[i] for i in group]
     target.mkdir(parents=True, exist_ok=True)
     (target / "ensemble.json").write_text(json.dumps({"members": chosen, "tta": tta}, indent=1) + "\n")

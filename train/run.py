@@ -125,16 +125,38 @@ def newest_state(snapshots: Path) -> tuple[Path, int] | None:
     return path, iteration
 
 
-def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str) -> dict:
-    """Start or resume one run; returns its run.json."""
+def check_weights(weights: Path, manifest: dict) -> dict:
+    """The record of a .caffemodel to start from, or TrainError when it is missing or its model
+    folder's alignment.json names another template than the dataset's."""
+    if not weights.is_file():
+        raise TrainError(f"no weights file {weights} (expected a .caffemodel, e.g. models/<name>/<name>.caffemodel)")
+    alignment = weights.parent / "alignment.json"
+    if alignment.exists():
+        settings = manifest.get("settings", {})
+        data_template = settings.get("template") if settings.get("align", True) else None
+        model_template = json.loads(alignment.read_text()).get("template")
+        if model_template != data_template:
+            raise TrainError(
+                f"{weights} was trained on faces aligned with template {model_template!r} ({alignment}), "
+                f"the dataset is aligned with {data_template!r}: start from a model of the same preprocessing"
+            )
+    return {"path": str(weights), "sha256": file_sha256(weights)}
+
+
+def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str, weights: Path | None = None) -> dict:
+    """Start or resume one run, from weights (a .caffemodel) instead of random ones when given;
+    returns its run.json."""
     folder = net_dir(net)
     net = folder.name
     manifest = check_data(data)
+    start = check_weights(weights, manifest) if weights else None
     run_dir = runs / run
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     if info and info.get("net") != net:
         raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
+    if info and info.get("weights") != start:
+        raise TrainError(f"{run_dir} started from weights {info.get('weights')}, not {start}: choose another RUN")
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -171,10 +193,13 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str)
             return info
         command.append(f"-snapshot={resume[0]}")
         print(f"resuming {run_dir} from iteration {resume[1]} ({resume[0].name})", file=sys.stderr)
+    elif weights:
+        command.append(f"-weights={weights}")
     info.update(
         {
             "net": net,
             "run": run,
+            "weights": start,
             "command": " ".join(command),
             "data": {
                 "dir": str(data.resolve()),

@@ -76,10 +76,13 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     faces, template = manifest["faces"], alignment(manifest)["template"]
     preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(template, f' ARGS="--template {template}"')
     aligned_onto = f"onto the `{template}` template" if template else "skipped (`--no-align`: plain crops)"
+    start = info.get("weights")
+    weights = f" WEIGHTS={start['path']}" if start else ""
     lines = [
         f"# {name}",
         "",
-        f"A Caffe `{info['net']}` (prototxt/{info['net']}/) trained on FER2013 by this project's `make train`.",
+        f"A Caffe `{info['net']}` (prototxt/{info['net']}/) trained on FER2013 by this project's `make train`"
+        + (f", starting from the weights `{start['path']}` (a warm restart)." if start else "."),
         "",
         "| | |",
         "|---|---|",
@@ -109,6 +112,14 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         f"- {schedule['epochs']:g} epochs = {schedule['max_iter']} iterations of batch {schedule['batch_size']}; "
         f"{how['solver']} at iterations {' and '.join(str(s) for s in schedule['stepvalues'])} (60% and 85%); "
         f"{how['augment']} of the 48x48 faces.",
+        *(
+            [
+                f"- Initialised from `{start['path']}` (sha256 `{start['sha256']}`, its own card says how it was "
+                "trained) instead of random weights; the schedule above ran again in full from there."
+            ]
+            if start
+            else []
+        ),
         f"- Caffe time spent training: {timedelta(seconds=round(seconds))} (from caffe.log, pauses left out) "
         f"on the machine described in the README; {info['versions']['caffe']}.",
         "",
@@ -117,9 +128,9 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "make preprocess FER2013=path/to/fer2013.csv.gz"
         + (" LABELS=ferplus" if manifest["input"].get("ferplus") else "")
         + preprocess_args,
-        f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}",
-        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{tta}",
-        f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g} NAME={name}",
+        f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}",
+        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{tta}",
+        f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g}{weights} NAME={name}",
         "```",
         "",
         "## PrivateTest per class",
