@@ -38,6 +38,17 @@ TEMPLATES = {
     ),
 }
 DEFAULT_TEMPLATE = "fer2013"
+
+
+def manifest_template(manifest: dict) -> str | None:
+    """The template a dataset's faces were aligned with, from its manifest.json; None for
+    unaligned crops. Manifests from before named templates say "preprocess.faces.TEMPLATE_48",
+    which was arcface."""
+    settings = manifest.get("settings", {})
+    template = settings.get("template")
+    return {"preprocess.faces.TEMPLATE_48": "arcface"}.get(template, template) if settings.get("align") else None
+
+
 PAD_FRACTION = 0.25  # replicate-padding on each side of a face crop before detection
 
 

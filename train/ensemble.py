@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles, tta_average
+from preprocess.faces import manifest_template
 from train import plots
 from train.evaluate import SPLIT_NAMES, headline, load_split, per_class_markdown, split_report, tta_table
 
@@ -38,8 +39,7 @@ def parse_member(text: str) -> tuple[Path, Path]:
 def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
     """Refuse a dataset aligned differently from the member's training data."""
     manifest = data / "manifest.json"
-    settings = json.loads(manifest.read_text()).get("settings", {}) if manifest.exists() else {}
-    template = settings.get("template") if settings.get("align") else None
+    template = manifest_template(json.loads(manifest.read_text())) if manifest.exists() else None
     if template != files.alignment_template():
         raise ModelError(
             f"{folder} was trained on faces aligned with {files.template!r} (alignment.json), "

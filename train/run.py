@@ -16,6 +16,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from preprocess.faces import manifest_template
 from preprocess.fer_csv import file_sha256
 from preprocess.lmdb_io import lmdb_size
 from train.caffe_log import CaffeLog, parse, snapshot_iteration
@@ -132,8 +133,7 @@ def check_weights(weights: Path, manifest: dict) -> dict:
         raise TrainError(f"no weights file {weights} (expected a .caffemodel, e.g. models/<name>/<name>.caffemodel)")
     alignment = weights.parent / "alignment.json"
     if alignment.exists():
-        settings = manifest.get("settings", {})
-        data_template = settings.get("template") if settings.get("align", True) else None
+        data_template = manifest_template(manifest)
         model_template = json.loads(alignment.read_text()).get("template")
         if model_template != data_template:
             raise TrainError(

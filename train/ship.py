@@ -18,7 +18,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from predict.classifier import CLASSES
-from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
+from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, manifest_template
 from train.caffe_log import parse
 from train.evaluate import per_class_markdown, tta_markdown
 from train.run import caffe_pb2
@@ -57,15 +57,9 @@ def recipe(run: Path) -> dict:
 
 
 def alignment(manifest: dict) -> dict:
-    """alignment.json: the template preprocessing aligned the faces with; null for unaligned crops.
-    Manifests from before named templates say "preprocess.faces.TEMPLATE_48", which was arcface."""
-    settings = manifest["settings"]
-    template = {"preprocess.faces.TEMPLATE_48": "arcface"}.get(settings["template"], settings["template"])
-    aligned = settings["align"]
-    return {
-        "template": template if aligned else None,
-        "points_48": TEMPLATES[template].tolist() if aligned else None,
-    }
+    """alignment.json: the template preprocessing aligned the faces with; null for unaligned crops."""
+    template = manifest_template(manifest)
+    return {"template": template, "points_48": TEMPLATES[template].tolist() if template else None}
 
 
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
