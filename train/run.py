@@ -257,7 +257,7 @@ def run_caffe(command: list[str], log_path: Path, schedule: Schedule, start: int
     bar = tqdm(total=schedule.max_iter, initial=start, unit="it", file=sys.stderr, dynamic_ncols=True)
     stopping = False
     try:
-        with open(log_path, "a") as out:
+        with open(log_path, "a", buffering=1) as out:  # line-buffered: tail -f shows it live
             while True:
                 try:
                     line = process.stderr.readline()
