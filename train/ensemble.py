@@ -3,11 +3,11 @@ score the average on PublicTest and PrivateTest, then write it as a model folder
 
 Each member is a model folder together with the preprocessed dataset aligned as its own
 training data was (`--member models/a=data/fer2013`): members trained on differently aligned
-faces each see their own faces, as predict gives them. The group of members (every group of
-two or more) and the test-time augmentation are chosen on PublicTest; PrivateTest is only
-reported. The ensemble folder holds ensemble.json (the chosen members as relative paths, and
-the TTA), report.json, confusion.png and a model card; predict and make demo take it like
-any model folder.
+faces each see their own faces, as predict gives them. The members (every single model and
+every group of two or more) and the test-time augmentation are chosen on PublicTest, so a
+single model wins when no average beats it; PrivateTest is only reported. The ensemble
+folder holds ensemble.json (the chosen members as relative paths, and the TTA), report.json,
+confusion.png and a model card; predict and make demo take it like any model folder.
 """
 
 from __future__ import annotations
@@ -58,12 +58,12 @@ def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict, tu
 
 
 def groups(count: int) -> list[tuple[int, ...]]:
-    """Every group of two or more of count members, as index tuples."""
-    return [group for size in range(2, count + 1) for group in itertools.combinations(range(count), size)]
+    """Every group of one or more of count members, as index tuples."""
+    return [group for size in range(1, count + 1) for group in itertools.combinations(range(count), size)]
 
 
 def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "opencv") -> dict:
-    """Score every group of two or more members with each TTA, keep the best on PublicTest
+    """Score every member and group of members with each TTA, keep the best on PublicTest
     (fewer members, then fewer views, on a tie) and write the ensemble folder; returns the report."""
     views, labels, splits = [], None, None
     for folder, data in members:
@@ -105,7 +105,6 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
         "backend": backend,
         "splits": reports,
         "tta_table": tables[group],
-        "member_tta_tables": {name: tta_table(member, splits) for name, member in zip(names, views)},
         "group_tta_tables": [{"members": [names[i] for i in g], "tta_table": t} for g, t in tables.items()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -129,9 +128,12 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "",
         f"The average of the class probabilities of {len(report['members'])} Caffe models shipped by this "
         f"project ({', '.join(f'`{m}`' for m in report['members'])}); each member classifies the face aligned "
-        "with its own training template (`alignment.json`). Members and test-time augmentation "
-        f"(`{tta}`) were chosen on PublicTest among every group of two or more of "
-        f"{', '.join(f'`{m}`' for m in report['candidates'])}.",
+        "with its own training template (`alignment.json`)."
+        if len(report["members"]) > 1
+        else f"The Caffe model `{report['members'][0]}` shipped by this project; "
+        "no average of several models beat it on PublicTest.",
+        f"Members and test-time augmentation (`{tta}`) were chosen on PublicTest among every single model "
+        f"and every group of {', '.join(f'`{m}`' for m in report['candidates'])}.",
         "",
         "| | |",
         "|---|---|",
@@ -147,9 +149,7 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
             lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
     lines += ["", "## Single models and groups, by test-time augmentation", ""]
     lines += ["| models | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
-    rows = [([model], table) for model, table in report["member_tta_tables"].items()]
-    rows += [(group["members"], group["tta_table"]) for group in report["group_tta_tables"]]
-    for models, table in rows:
+    for models, table in ((group["members"], group["tta_table"]) for group in report["group_tta_tables"]):
         chosen = models == report["members"]
         for mode, row in table.items():
             cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
