@@ -155,7 +155,7 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str,
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     if info and info.get("net") != net:
         raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
-    if info and info.get("weights") != start:
+    if info and (info.get("weights") or {}).get("sha256") != (start or {}).get("sha256"):
         raise TrainError(f"{run_dir} started from weights {info.get('weights')}, not {start}: choose another RUN")
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
