@@ -35,6 +35,17 @@ class ModelError(Exception):
     """A model folder that is missing files or holds unreadable ones."""
 
 
+def read_alignment(path: Path) -> str | None:
+    """The template name in an alignment.json ({"template": name or null}), or ModelError."""
+    try:
+        template = json.loads(path.read_text())["template"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ModelError(f'{path}: expected {{"template": name or null}} ({error!r})') from error
+    if template is not None and (not isinstance(template, str) or template not in TEMPLATES):
+        raise ModelError(f"{path}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
+    return template
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """The files of a trained model."""
@@ -82,14 +93,7 @@ class ModelFiles:
             except (ValueError, UnicodeDecodeError) as error:
                 raise ModelError(f"{folder / 'labels.json'}: not a JSON list of label names ({error})") from error
         alignment = folder / "alignment.json"
-        template = None
-        if alignment.is_file():
-            try:
-                template = json.loads(alignment.read_text())["template"]
-            except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
-                raise ModelError(f'{alignment}: expected {{"template": name or null}} ({error!r})') from error
-            if template is not None and (not isinstance(template, str) or template not in TEMPLATES):
-                raise ModelError(f"{alignment}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
+        template = read_alignment(alignment) if alignment.is_file() else None
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
 
 

@@ -199,6 +199,9 @@ def test_a_warm_start_refuses_missing_or_differently_aligned_weights(tmp_path: P
     (model / "alignment.json").write_text(json.dumps({"template": "fer2013", "points_48": None}))
     with pytest.raises(TrainError, match="template 'fer2013'"):
         train(str(net), data, tmp_path / "runs", "r", epochs=1, caffe="caffe", weights=model / "m.caffemodel")
+    (model / "alignment.json").write_text("{")
+    with pytest.raises(TrainError, match='expected {"template": name or null}'):
+        train(str(net), data, tmp_path / "runs", "r", epochs=1, caffe="caffe", weights=model / "m.caffemodel")
 
 
 def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

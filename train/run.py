@@ -16,6 +16,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from predict.classifier import ModelError, read_alignment
 from preprocess.faces import manifest_template
 from preprocess.fer_csv import file_sha256
 from preprocess.lmdb_io import lmdb_size
@@ -134,7 +135,10 @@ def check_weights(weights: Path, manifest: dict) -> dict:
     alignment = weights.parent / "alignment.json"
     if alignment.exists():
         data_template = manifest_template(manifest)
-        model_template = json.loads(alignment.read_text()).get("template")
+        try:
+            model_template = read_alignment(alignment)
+        except ModelError as error:
+            raise TrainError(str(error)) from error
         if model_template != data_template:
             raise TrainError(
                 f"{weights} was trained on faces aligned with template {model_template!r} ({alignment}), "
