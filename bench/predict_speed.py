@@ -1,4 +1,5 @@
-"""Prediction speed and memory: a 640x480 photo, batches of face crops, a 640x480 video.
+"""Prediction speed and memory: a 640x480 photo, batches of face crops, a 640x480 video (with the
+model's own test-time augmentation and with --tta mirror).
 
     python bench/predict_speed.py [--model models/fer2013_vgg]
 
@@ -44,6 +45,16 @@ def make_video(path: Path, frames: int) -> None:
     writer.release()
 
 
+def predict_video(clip: Path, model: Path, out: Path, tta: str | None) -> tuple[float | None, float]:
+    """Run python -m predict on a video (the model's own TTA unless tta is given); frames/s, peak RSS MB."""
+    command = [sys.executable, "-c", PEAK_RSS_WRAPPER, str(clip), "--model", str(model), "--out", str(out)]
+    run = subprocess.run(
+        command + (["--tta", tta] if tta else []), cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    fps = re.search(r"\(([\d.]+) frames/s\)", run.stderr)
+    return (float(fps[1]) if fps else None), round(int(re.search(r"peak_rss_kb (\d+)", run.stderr)[1]) / 1024, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -60,29 +71,14 @@ def main() -> None:
     recognizer = Recognizer(args.model, detect=False)
     seconds = median_seconds(lambda: recognizer.average(lambda side, template: crops), repeats=3)
     results["crop_faces_per_second_batch_256"] = round(len(crops) / seconds)
+    results["video_640x480_frames"] = args.frames
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.avi"
         make_video(clip, args.frames)
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                PEAK_RSS_WRAPPER,
-                str(clip),
-                "--model",
-                str(args.model),
-                "--out",
-                str(Path(tmp) / "out.mp4"),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    fps = re.search(r"\(([\d.]+) frames/s\)", run.stderr)
-    results["video_640x480_frames"] = args.frames
-    results["video_640x480_frames_per_second"] = float(fps[1]) if fps else None
-    results["video_peak_rss_mb"] = round(int(re.search(r"peak_rss_kb (\d+)", run.stderr)[1]) / 1024, 1)
+        for tta, key in ((None, ""), ("mirror", "_tta_mirror")):
+            fps, rss_mb = predict_video(clip, args.model, Path(tmp) / "out.mp4", tta)
+            results[f"video_640x480_frames_per_second{key}"] = fps
+            results[f"video_peak_rss_mb{key}"] = rss_mb
     write_results("predict_speed", results)
 
 
