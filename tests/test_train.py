@@ -277,9 +277,16 @@ def test_evaluating_a_run_selects_on_publictest_and_draws_curves(tmp_path: Path,
     data = make_dataset(tmp_path / "data")
     net = make_tiny_net(tmp_path / "tiny")
     train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
-    report = evaluate(data, tmp_path / "eval", "mirror", "opencv", run=tmp_path / "runs/r")
-    best = max(c["val_accuracy"] for c in report["candidates"])
+    report = evaluate(data, tmp_path / "eval", "mirror", "opencv", run=tmp_path / "runs/r", test_curve=True)
+    candidates = report["candidates"]
+    best = max(c["val_accuracy"] for c in candidates)
     assert report["splits"]["val"]["accuracy"] == pytest.approx(best)
+    chosen = next(c for c in candidates if report["model"].endswith(c["snapshot"]))
+    assert chosen["val_accuracy"] == best
+    assert chosen["test_accuracy"] == pytest.approx(report["splits"]["test"]["accuracy"])
+    peak = max(c["test_accuracy"] for c in candidates)
+    assert f"would report {peak:.4f}" in (tmp_path / "eval/report.md").read_text()
+    assert (tmp_path / "eval/snapshots.png").stat().st_size > 1000
     assert set(report["tta_table"]) == {"none", "mirror", "ten"}
     assert report["tta_table"]["mirror"]["test"] == pytest.approx(report["splits"]["test"]["accuracy"])
     assert "| ten |" in (tmp_path / "eval/report.md").read_text()
@@ -315,6 +322,11 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     (data / "manifest.json").write_text(json.dumps(manifest))
     net = make_tiny_net(tmp_path / "tiny")
     train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
+    evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r", test_curve=True)
+    peaked = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
+    assert (peaked / "snapshots.png").exists()
+    assert "Picking the snapshot on PrivateTest itself" in (peaked / "README.md").read_text()
+    # evaluated again without --test-curve: the older snapshots.png in eval/ is not shipped
     report = evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
     model = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
     names = {p.name for p in model.iterdir()}
@@ -423,3 +435,12 @@ def test_an_ensemble_keeps_the_group_and_tta_best_on_publictest(tmp_path: Path, 
     assert not (tmp_path / "models/classes").exists()
     assert ensemble_main(["--member", f"{models[1]}={tmp_path / 'nothing'}", *members[2:], "--name", "x"]) == 2
     assert "nothing lacks val_lmdb: run 'make preprocess' first" in capsys.readouterr().err
+
+
+def test_test_curve_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from train.evaluate import main as evaluate_main
+
+    with pytest.raises(SystemExit) as stop:
+        evaluate_main(["--model", str(tmp_path), "--test-curve"])
+    assert stop.value.code == 2
+    assert "--test-curve scores a run's snapshots" in capsys.readouterr().err

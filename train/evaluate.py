@@ -106,22 +106,42 @@ def dataset_labels(data: Path) -> tuple[str, ...]:
     return tuple(classes) if classes else CLASSES
 
 
-def select_snapshot(run: Path, mean: Path, val: dict, tta: str, backend: str) -> tuple[Path, list[dict]]:
-    """The run's snapshot with the best PublicTest accuracy (the later one on a tie)."""
+def select_snapshot(
+    run: Path, mean: Path, val: dict, tta: str, backend: str, test: dict | None = None
+) -> tuple[Path, list[dict]]:
+    """The run's snapshot with the best PublicTest accuracy (the later one on a tie); with test,
+    each snapshot's PrivateTest accuracy is recorded too, and never used to choose."""
     snapshots = sorted((run / "snapshots").glob("*.caffemodel"), key=snapshot_iteration)
     if not snapshots:
         raise ModelError(f"{run}: no snapshots/*.caffemodel yet")
     candidates = []
-    for weights in tqdm(snapshots, desc="PublicTest per snapshot", unit=" snapshots", file=sys.stderr):
+    for weights in tqdm(snapshots, desc="scoring each snapshot", unit=" snapshots", file=sys.stderr):
         classifier = Classifier(
             ModelFiles(run / "deploy.prototxt", weights, mean, dataset_labels(mean.parent)), backend
         )
-        accuracy = metrics.accuracy(val["labels"], classifier.probabilities(val["faces"], tta=tta).argmax(axis=1))
-        candidates.append(
-            {"snapshot": weights.name, "iteration": snapshot_iteration(weights), "val_accuracy": accuracy}
-        )
+        candidate = {"snapshot": weights.name, "iteration": snapshot_iteration(weights)}
+        for key, split in (("val", val), ("test", test)):
+            if split is not None:
+                predicted = classifier.probabilities(split["faces"], tta=tta).argmax(axis=1)
+                candidate[f"{key}_accuracy"] = metrics.accuracy(split["labels"], predicted)
+        candidates.append(candidate)
     best = max(range(len(candidates)), key=lambda i: (candidates[i]["val_accuracy"], candidates[i]["iteration"]))
     return snapshots[best], candidates
+
+
+def test_peak(candidates: list[dict]) -> dict | None:
+    """The snapshot a 'highest test accuracy' would report: the best on PrivateTest itself."""
+    scored = [c for c in candidates if "test_accuracy" in c]
+    return max(scored, key=lambda c: (c["test_accuracy"], c["iteration"])) if scored else None
+
+
+def peak_sentence(peak: dict, selected: float) -> str:
+    """What picking the snapshot on the test set would claim, beside the honest number."""
+    return (
+        f'Picking the snapshot on PrivateTest itself, as a "highest test accuracy" does, would report '
+        f"{peak['test_accuracy']:.4f} (iteration {peak['iteration']}); the PublicTest-selected snapshot scores "
+        f"{selected:.4f} on PrivateTest, {100 * (peak['test_accuracy'] - selected):.1f} points less."
+    )
 
 
 def markdown(report: dict) -> str:
@@ -149,23 +169,40 @@ def markdown(report: dict) -> str:
     lines += ["", "![confusion matrix](confusion.png)", ""]
     if report.get("curves"):
         lines += ["![learning curves](curves.png)", ""]
+    peak = test_peak(report.get("candidates", []))
+    if peak:
+        lines += [peak_sentence(peak, test["accuracy"]), "", "![every snapshot](snapshots.png)", ""]
     if report.get("candidates"):
+        columns = ("val_accuracy", "test_accuracy") if peak else ("val_accuracy",)
         lines += [
-            "Snapshots scored on PublicTest (the selection never looks at PrivateTest):",
+            "Every snapshot scored (the selection uses only PublicTest):",
             "",
-            "| iteration | PublicTest accuracy |",
-            "|---|---|",
+            "| iteration | " + " | ".join(f"{SPLIT_NAMES[c.split('_')[0]]} accuracy" for c in columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
         ]
-        lines += [f"| {c['iteration']} | {c['val_accuracy']:.4f} |" for c in report["candidates"]]
+        lines += [
+            f"| {c['iteration']} | " + " | ".join(f"{c[k]:.4f}" for k in columns) + " |" for c in report["candidates"]
+        ]
     return "\n".join(lines) + "\n"
 
 
-def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = None, model: Path | None = None) -> dict:
-    """Write report.json, report.md, confusion.png (and curves.png for a run) into out."""
+def evaluate(
+    data: Path,
+    out: Path,
+    tta: str,
+    backend: str,
+    run: Path | None = None,
+    model: Path | None = None,
+    test_curve: bool = False,
+) -> dict:
+    """Write report.json, report.md, confusion.png (and curves.png for a run, snapshots.png
+    with test_curve) into out."""
     val, test = load_split(data, "val"), load_split(data, "test")
     candidates = []
     if run is not None:
-        weights, candidates = select_snapshot(run, data / "mean.npy", val, tta, backend)
+        weights, candidates = select_snapshot(
+            run, data / "mean.npy", val, tta, backend, test=test if test_curve else None
+        )
         files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy", dataset_labels(data))
         selection = f"snapshot {weights.name}, the best of {len(candidates)} on PublicTest"
     else:
@@ -195,6 +232,15 @@ def evaluate(data: Path, out: Path, tta: str, backend: str, run: Path | None = N
         f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} ({files.weights.name})",
         out / "confusion.png",
     )
+    peak = test_peak(candidates)
+    if peak:
+        plots.snapshots_png(
+            candidates,
+            next(c for c in candidates if c["snapshot"] == files.weights.name),
+            peak,
+            f"{run.name}: every snapshot on both splits (selected on PublicTest)",
+            out / "snapshots.png",
+        )
     log_path = run / "caffe.log" if run is not None else None
     if log_path is not None and log_path.exists():
         info = json.loads((run / "run.json").read_text())
@@ -222,16 +268,24 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="test-time augmentation: mirror, or ten crops (default: %(default)s)",
     )
+    parser.add_argument(
+        "--test-curve",
+        action="store_true",
+        help="with --run: score every snapshot on PrivateTest too (snapshots.png), to show what picking "
+        "the peak on the test set would claim; the selection still uses PublicTest only",
+    )
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
     parser.add_argument("--out", type=Path, help="report folder (default: <run or model>/eval)")
     args = parser.parse_args(argv)
+    if args.test_curve and args.run is None:
+        parser.error("--test-curve scores a run's snapshots: give --run")
     data = args.data
     if data is None and args.run is not None and (args.run / "run.json").exists():
         data = Path(json.loads((args.run / "run.json").read_text())["data"]["dir"])
     data = data or Path("data/fer2013")
     out = args.out or (args.run or args.model) / ("eval" if args.tta == "none" else f"eval-{args.tta}")
     try:
-        report = evaluate(data, out, args.tta, args.backend, run=args.run, model=args.model)
+        report = evaluate(data, out, args.tta, args.backend, run=args.run, model=args.model, test_curve=args.test_curve)
     except (ModelError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

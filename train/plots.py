@@ -1,4 +1,4 @@
-"""The two pictures of an evaluation: learning curves and the normalised confusion matrix."""
+"""The pictures of an evaluation: learning curves, every snapshot's accuracy, the normalised confusion matrix."""
 
 from __future__ import annotations
 
@@ -81,6 +81,40 @@ def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
     epoch_axes = loss_axes.secondary_xaxis("top", functions=(lambda i: i / epoch_iters, lambda e: e * epoch_iters))
     epoch_axes.set_xlabel("epoch")
     figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, path: Path) -> None:
+    """PublicTest and PrivateTest accuracy of every snapshot: the PublicTest-selected one
+    against the PrivateTest peak that a "highest test accuracy" would quote."""
+    iterations = [c["iteration"] for c in candidates]
+    figure, axes = plt.subplots(figsize=(8, 4))
+    for key, label, color in (("val_accuracy", "PublicTest", "C2"), ("test_accuracy", "PrivateTest", "C0")):
+        axes.plot(iterations, [c[key] for c in candidates], "o-", ms=2, color=color, label=label)
+    axes.axvline(chosen["iteration"], color="gray", lw=0.8, ls="--")
+    axes.annotate(
+        f"selected on PublicTest: PrivateTest {chosen['test_accuracy']:.3f}",
+        (chosen["iteration"], chosen["test_accuracy"]),
+        textcoords="offset points",
+        xytext=(-10, -18),
+        ha="right",
+        fontsize=8,
+    )
+    axes.annotate(
+        f"PrivateTest peak {peak['test_accuracy']:.3f}",
+        (peak["iteration"], peak["test_accuracy"]),
+        textcoords="offset points",
+        xytext=(0, 8),
+        ha="center",
+        fontsize=8,
+    )
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("accuracy")
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(alpha=0.3)
+    axes.set_title(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

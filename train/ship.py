@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from predict.classifier import CLASSES
 from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, manifest_template
 from train.caffe_log import parse
-from train.evaluate import per_class_markdown, tta_markdown
+from train.evaluate import peak_sentence, per_class_markdown, test_peak, tta_markdown
 from train.run import caffe_pb2
 
 
@@ -134,12 +134,11 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     if report.get("tta_table"):
         lines += ["", "## Test-time augmentation", "", *tta_markdown(report["tta_table"])]
         lines.append("\n`python -m predict --tta mirror` (or `ten`) averages over those views.")
+    lines += ["", "![confusion matrix](confusion.png)", "", "![learning curves](curves.png)", ""]
+    peak = test_peak(report.get("candidates", []))
+    if peak:
+        lines += [peak_sentence(peak, test["accuracy"]), "", "![every snapshot](snapshots.png)", ""]
     lines += [
-        "",
-        "![confusion matrix](confusion.png)",
-        "",
-        "![learning curves](curves.png)",
-        "",
         f"Files: `deploy.prototxt` (input {how['input']}: the centre {how['crop']}x{how['crop']} crop of an aligned "
         "48x48 face minus `mean.npy`), the `.caffemodel`, `labels.json`, `alignment.json` (the template predict "
         "aligns faces with), `report.json` (the full evaluation).",
@@ -165,7 +164,8 @@ def ship(run: Path, name: str, models: Path) -> Path:
     shutil.copy(report["model"], target / f"{name}.caffemodel")
     shutil.copy(run / "deploy.prototxt", target / "deploy.prototxt")
     shutil.copy(data / "mean.npy", target / "mean.npy")
-    for picture in ("confusion.png", "curves.png", "report.json"):
+    every_snapshot = ("snapshots.png",) if test_peak(report.get("candidates", [])) else ()
+    for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
         shutil.copy(evaluation / picture, target / picture)
     (target / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
     (target / "alignment.json").write_text(json.dumps(alignment(manifest)) + "\n")
