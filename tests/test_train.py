@@ -325,7 +325,9 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r", test_curve=True)
     peaked = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
     assert (peaked / "snapshots.png").exists()
-    assert "Picking the snapshot on PrivateTest itself" in (peaked / "README.md").read_text()
+    peaked_card = (peaked / "README.md").read_text()
+    assert "Picking the snapshot on PrivateTest itself" in peaked_card
+    assert 'make evaluate NET=tiny EPOCHS=12 ARGS="--test-curve"\n' in peaked_card
     # evaluated again without --test-curve: the older snapshots.png in eval/ is not shipped
     report = evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
     model = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
@@ -344,6 +346,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     text = (model / "README.md").read_text()
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
     assert "make train NET=tiny EPOCHS=12" in text
+    assert "make evaluate NET=tiny EPOCHS=12\n" in text and "--test-curve" not in text
     assert 'make preprocess FER2013=path/to/fer2013.csv.gz ARGS="--template arcface"' in text
     assert json.loads((model / "alignment.json").read_text())["template"] == "arcface"
     assert f"| ten | {report['tta_table']['ten']['val']:.4f} |" in text

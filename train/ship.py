@@ -66,7 +66,11 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
     how = recipe(run)
-    tta = "" if report["tta"] == "none" else f' ARGS="--tta {report["tta"]}"'
+    peak = test_peak(report.get("candidates", []))
+    evaluate_args = " ".join(
+        ([f"--tta {report['tta']}"] if report["tta"] != "none" else []) + (["--test-curve"] if peak else [])
+    )
+    evaluate_args = f' ARGS="{evaluate_args}"' if evaluate_args else ""
     faces, template = manifest["faces"], alignment(manifest)["template"]
     preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(template, f' ARGS="--template {template}"')
     aligned_onto = f"onto the `{template}` template" if template else "skipped (`--no-align`: plain crops)"
@@ -123,7 +127,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         + (" LABELS=ferplus" if manifest["input"].get("ferplus") else "")
         + preprocess_args,
         f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}",
-        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{tta}",
+        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{evaluate_args}",
         f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g}{weights} NAME={name}",
         "```",
         "",
@@ -135,7 +139,6 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         lines += ["", "## Test-time augmentation", "", *tta_markdown(report["tta_table"])]
         lines.append("\n`python -m predict --tta mirror` (or `ten`) averages over those views.")
     lines += ["", "![confusion matrix](confusion.png)", "", "![learning curves](curves.png)", ""]
-    peak = test_peak(report.get("candidates", []))
     if peak:
         lines += [peak_sentence(peak, test["accuracy"]), "", "![every snapshot](snapshots.png)", ""]
     lines += [
