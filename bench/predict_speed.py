@@ -1,5 +1,5 @@
 """Prediction speed and memory: a 640x480 photo, batches of face crops, a 640x480 video (with the
-model's own test-time augmentation and with --tta mirror).
+model's own test-time augmentation and with each other of --tta mirror and ten).
 
     python bench/predict_speed.py [--model models/fer2013_vgg]
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--frames", type=int, default=150)
     args = parser.parse_args()
-    results = {"model": str(args.model)}
+    results = {"model": str(args.model), "tta": Recognizer(args.model, detect=False).tta}
     photo = photo_640x480()
     for min_face in (40, 20):
         recognizer = Recognizer(args.model, min_face=min_face)
@@ -75,7 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.avi"
         make_video(clip, args.frames)
-        for tta, key in ((None, ""), ("mirror", "_tta_mirror")):
+        others = [tta for tta in ("mirror", "ten") if tta != results["tta"]]
+        for tta, key in [(None, "")] + [(tta, f"_tta_{tta}") for tta in others]:
             fps, rss_mb = predict_video(clip, args.model, Path(tmp) / "out.mp4", tta)
             results[f"video_640x480_frames_per_second{key}"] = fps
             results[f"video_peak_rss_mb{key}"] = rss_mb
