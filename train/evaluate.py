@@ -129,7 +129,7 @@ def select_snapshot(
     return snapshots[best], candidates
 
 
-def test_peak(candidates: list[dict]) -> dict | None:
+def peak_on_test(candidates: list[dict]) -> dict | None:
     """The snapshot a 'highest test accuracy' would report: the best on PrivateTest itself."""
     scored = [c for c in candidates if "test_accuracy" in c]
     return max(scored, key=lambda c: (c["test_accuracy"], c["iteration"])) if scored else None
@@ -169,7 +169,7 @@ def markdown(report: dict) -> str:
     lines += ["", "![confusion matrix](confusion.png)", ""]
     if report.get("curves"):
         lines += ["![learning curves](curves.png)", ""]
-    peak = test_peak(report.get("candidates", []))
+    peak = peak_on_test(report.get("candidates", []))
     if peak:
         lines += [peak_sentence(peak, test["accuracy"]), "", "![every snapshot](snapshots.png)", ""]
     if report.get("candidates"):
@@ -232,7 +232,7 @@ def evaluate(
         f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} ({files.weights.name})",
         out / "confusion.png",
     )
-    peak = test_peak(candidates)
+    peak = peak_on_test(candidates)
     if peak:
         plots.snapshots_png(
             candidates,

@@ -94,21 +94,22 @@ def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, 
     for key, label, color in (("val_accuracy", "PublicTest", "C2"), ("test_accuracy", "PrivateTest", "C0")):
         axes.plot(iterations, [c[key] for c in candidates], "o-", ms=2, color=color, label=label)
     axes.axvline(chosen["iteration"], color="gray", lw=0.8, ls="--")
-    axes.annotate(
-        f"selected on PublicTest: PrivateTest {chosen['test_accuracy']:.3f}",
-        (chosen["iteration"], chosen["test_accuracy"]),
-        textcoords="offset points",
-        xytext=(-10, -18),
-        ha="right",
-        fontsize=8,
+    axes.plot(
+        chosen["iteration"],
+        chosen["test_accuracy"],
+        "s",
+        ms=7,
+        mfc="none",
+        color="k",
+        label=f"selected on PublicTest: PrivateTest {chosen['test_accuracy']:.3f}",
     )
-    axes.annotate(
-        f"PrivateTest peak {peak['test_accuracy']:.3f}",
-        (peak["iteration"], peak["test_accuracy"]),
-        textcoords="offset points",
-        xytext=(0, 8),
-        ha="center",
-        fontsize=8,
+    axes.plot(
+        peak["iteration"],
+        peak["test_accuracy"],
+        "*",
+        ms=10,
+        color="C3",
+        label=f"PrivateTest peak {peak['test_accuracy']:.3f}",
     )
     axes.set_xlabel("iteration")
     axes.set_ylabel("accuracy")

@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from predict.classifier import CLASSES
 from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, manifest_template
 from train.caffe_log import parse
-from train.evaluate import peak_sentence, per_class_markdown, test_peak, tta_markdown
+from train.evaluate import peak_on_test, peak_sentence, per_class_markdown, tta_markdown
 from train.run import caffe_pb2
 
 
@@ -66,7 +66,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
     how = recipe(run)
-    peak = test_peak(report.get("candidates", []))
+    peak = peak_on_test(report.get("candidates", []))
     evaluate_args = " ".join(
         ([f"--tta {report['tta']}"] if report["tta"] != "none" else []) + (["--test-curve"] if peak else [])
     )
@@ -167,7 +167,7 @@ def ship(run: Path, name: str, models: Path) -> Path:
     shutil.copy(report["model"], target / f"{name}.caffemodel")
     shutil.copy(run / "deploy.prototxt", target / "deploy.prototxt")
     shutil.copy(data / "mean.npy", target / "mean.npy")
-    every_snapshot = ("snapshots.png",) if test_peak(report.get("candidates", [])) else ()
+    every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
     for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
         shutil.copy(evaluation / picture, target / picture)
     (target / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
