@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from skimage import data
 
+from ferlib import atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -67,9 +69,8 @@ def fer_faces(csv: Path, split: str = "train") -> np.ndarray | None:
 
 
 def write_results(name: str, results: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **results}, indent=1) + "\n")
+    atomic.write_json(path, {"machine": machine(), **results})
     print(json.dumps(results, indent=1))
     print(f"wrote {path}")
     return path

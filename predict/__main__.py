@@ -4,34 +4,57 @@ of images or a video, with the trained Caffe model (OpenCV DNN by default: no Ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
+from ferlib import atomic, cli, cvio
 from predict.classifier import TTA_MODES, ModelError
-from predict.media import IMAGE_SUFFIXES, InputError, annotate, kind, open_video, read_image
+from predict.media import IMAGE_SUFFIXES, InputError, Video, annotate, kind, read_image, show
+from predict.outputs import (
+    UsageError,
+    check_folder_out,
+    claim_folder,
+    folder_outputs,
+    image_files,
+    output_folder,
+    single_output,
+)
 from predict.recognizer import DEFAULT_MODEL, Recognizer
 
 EPILOG = """\
 output:
-  image   one JSON document on stdout: per face its box [x, y, width, height], landmarks,
-          detection score, label, label_id, probability, top_k and all probabilities;
-          an annotated copy in --out (default: out/<name>.png beside the input)
-  folder  one JSON line (or CSV row per face with --format csv) per image on stdout;
-          annotated copies only with --out DIR; failures are listed at the end
-  video   one JSON line per frame (frame, time_s, faces); annotated video in --out
-          (default: out/<name>.mp4 beside the input)
-exit status: 0 done (no face found is not an error), 2 bad input or model.
+  image   one JSON document on stdout (or CSV rows with --format csv): per face its box
+          [x, y, width, height], landmarks, detection score, label, label_id, probability,
+          top_k and all probabilities; an annotated copy in --out (a file or a folder;
+          default: out/<input's full name> beside the input), in the input's format
+  folder  one JSON line (or CSV rows) per image on stdout; annotated copies only with
+          --out DIR (a new or empty folder, or one this tool wrote before); failures are
+          listed at the end and the other images are still labelled
+  video   one JSON line (or CSV rows) per frame (frame, time_s, faces); an annotated video
+          in --out (default: out/<input's full name>, .mp4 added unless the container is
+          .mp4/.avi/.mov/.mkv/.m4v); frames that cannot be decoded are skipped and counted
+Inputs are never written to. Every output file appears complete or not at all (it is
+written under a temporary name beside its destination and renamed into place).
+exit status: 0 done (no face found is not an error); 2 bad input, option or model, an
+output that cannot be written, or (folder mode) some images failed; 130 interrupted (Ctrl-C
+or SIGTERM; what was done is printed first). A closed standard output (| head) stops the
+run quietly with status 0.
 """
+
+MIN_FACE = 12  # MTCNN's smallest window: a smaller --min-face only upsamples the whole image
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m predict",
         description=__doc__,
         epilog=EPILOG,
@@ -50,26 +73,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="opencv",
         help="opencv: OpenCV DNN, no Caffe build needed; caffe: pycaffe (default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, help="annotated output file (image, video) or folder (folder mode)")
-    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="folder mode output format")
+    parser.add_argument("--out", type=Path, help="annotated output: a file or folder (image, video), a folder (folder)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="stdout format (default: jsonl)")
     parser.add_argument("-r", "--recursive", action="store_true", help="folder mode: include subfolders")
     parser.add_argument(
         "--no-detect",
         action="store_true",
-        help="the input is already a face crop (e.g. a 48x48 FER2013 image): classify it whole",
+        help="images are already face crops (e.g. 48x48 FER2013 images): classify each whole (not for video)",
     )
     parser.add_argument(
-        "--top-k", type=int, default=3, help="labels listed per face, best first (default: %(default)s)"
+        "--top-k", type=cli.number(1, kind=int), default=3, help="labels listed per face, best first (default: 3)"
     )
     parser.add_argument(
         "--min-face",
-        type=float,
+        type=cli.number(MIN_FACE, 100_000),
         default=40,
-        help="smallest face to detect, in pixels (default: %(default)s; the model reads 48x48 faces, so smaller "
-        "ones carry little expression, and 40 detects about twice as fast as MTCNN's usual 20)",
+        help=f"smallest face to detect, in pixels, at least {MIN_FACE} (default: %(default)s; the model reads 48x48 "
+        "faces, so smaller ones carry little expression, and 40 detects about twice as fast as MTCNN's usual 20)",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.8, help="MTCNN's final face score threshold, 0-1 (default: %(default)s)"
+        "--threshold",
+        type=cli.number(0, 1),
+        default=0.8,
+        help="MTCNN's final face score threshold, 0-1 (default: %(default)s)",
     )
     parser.add_argument(
         "--tta",
@@ -80,97 +106,169 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def default_out(path: Path, suffix: str) -> Path:
-    return path.parent / "out" / f"{path.stem}{suffix}"
-
-
 def predict_image(recognizer: Recognizer, path: Path, args: argparse.Namespace, out: Path | None) -> dict:
     """One image's JSON document; writes the annotated copy when out is given."""
     image = read_image(path)
     height, width = image.shape[:2]
     if args.no_detect:
-        return {"file": str(path), "width": width, "height": height, "faces": recognizer.crops([image])}
+        faces = [{"box": [0, 0, width, height], **face} for face in recognizer.crops([image])]
+        return {"file": show(path), "width": width, "height": height, "faces": faces}
     faces = recognizer.faces(image)
-    doc = {"file": str(path), "width": width, "height": height, "faces": faces}
+    doc = {"file": show(path), "width": width, "height": height, "faces": faces}
     if not faces:
-        print(f"{path}: no face found", file=sys.stderr)
+        print(f"{show(path)}: no face found", file=sys.stderr)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(out), annotate(image, faces)):
-            raise InputError(f"{out}: cannot write the annotated image")
-        doc["annotated"] = str(out)
+        try:
+            cvio.write_image(output_folder(out), annotate(image, faces))
+        except (OSError, ValueError, cv2.error) as error:
+            raise InputError(f"{show(out)}: cannot write the annotated image ({error})") from error
+        doc["annotated"] = show(out)
     return doc
 
 
-def csv_rows(doc: dict, labels: tuple[str, ...]) -> list[list]:
-    """One CSV row per face: file, face index, box, label, probability, every probability."""
+CSV_HEADER = ["x", "y", "width", "height", "label", "probability"]
+
+
+def csv_rows(keys: list, faces: list[dict], labels: tuple[str, ...]) -> list[list]:
+    """One CSV row per face, led by keys (file or frame and time) and the face's index."""
     return [
         [
-            doc["file"],
+            *keys,
             i,
-            *(round(v, 1) for v in face.get("box", [0, 0, doc["width"], doc["height"]])),
+            *(round(v, 1) for v in face["box"]),
             face["label"],
             round(face["probability"], 4),
             *(round(face["probabilities"][n], 4) for n in labels),
         ]
-        for i, face in enumerate(doc["faces"])
+        for i, face in enumerate(faces)
     ]
 
 
+class Printer:
+    """Results on stdout as JSON (lines) or CSV rows, flushed as they come."""
+
+    def __init__(self, fmt: str, keys: list[str], labels: tuple[str, ...], indent: int | None = None):
+        self.labels, self.indent = labels, indent
+        self.csv = csv.writer(sys.stdout) if fmt == "csv" else None
+        if self.csv:
+            self.csv.writerow([*keys, "face", *CSV_HEADER, *labels])
+
+    def __call__(self, doc: dict, keys: list) -> None:
+        if self.csv:
+            self.csv.writerows(csv_rows(keys, doc["faces"], self.labels))
+        else:
+            print(json.dumps(doc, indent=self.indent))
+        sys.stdout.flush()
+
+
+def run_image(recognizer: Recognizer, path: Path, args: argparse.Namespace) -> int:
+    out = None if args.no_detect and args.out is None else single_output(path, args.out, "image")
+    doc = predict_image(recognizer, path, args, out)
+    Printer(args.format, ["file"], recognizer.labels, indent=1)(doc, [doc["file"]])
+    return 0
+
+
 def run_folder(recognizer: Recognizer, folder: Path, args: argparse.Namespace) -> int:
-    pattern = "**/*" if args.recursive else "*"
-    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if args.out is not None:
+        check_folder_out(folder, args.out, args.recursive)
+    files, failures = image_files(folder, args.recursive, args.out)
+    total = len(files) + len(failures)
     if not files:
         hint = "" if args.recursive else "; -r for subfolders"
-        print(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}){hint}", file=sys.stderr)
-        return 2
-    writer = csv.writer(sys.stdout) if args.format == "csv" else None
-    if writer:
-        writer.writerow(["file", "face", "x", "y", "width", "height", "label", "probability", *recognizer.labels])
-    failures = []
-    for path in tqdm(files, desc="images", unit=" images", file=sys.stderr):
-        out = args.out / path.relative_to(folder).with_suffix(".png") if args.out else None
-        try:
-            doc = predict_image(recognizer, path, args, out)
-        except InputError as error:
-            failures.append(str(error))
-            continue
-        if writer:
-            writer.writerows(csv_rows(doc, recognizer.labels))
-        else:
-            print(json.dumps(doc), flush=True)
-    for failure in failures:
-        print(f"failed: {failure}", file=sys.stderr)
-    print(f"{len(files) - len(failures)} of {len(files)} images done", file=sys.stderr)
+        raise InputError(f"{show(folder)}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}){hint}")
+    if args.out is not None:
+        claim_folder(args.out)
+        plan = list(folder_outputs(folder, files, args.out))
+    else:
+        plan = [(path, None) for path in files]
+    printer = Printer(args.format, ["file"], recognizer.labels)
+    done = 0
+    try:
+        for path, out in tqdm(plan, desc="images", unit=" images", file=sys.stderr):
+            if isinstance(out, str):
+                failures.append(out)
+                continue
+            try:
+                doc = predict_image(recognizer, path, args, out)
+            except (InputError, cv2.error, ValueError, OSError, MemoryError) as error:
+                failures.append(str(error) if isinstance(error, InputError) else f"{show(path)}: {error}")
+                continue
+            printer(doc, [doc["file"]])
+            done += 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {done} of {total} images done", file=sys.stderr)
+        return cli.INTERRUPTED
+    finally:
+        for failure in failures:
+            print(f"failed: {failure}", file=sys.stderr)
+    print(f"{done} of {total} images done", file=sys.stderr)
     return 2 if failures else 0
 
 
+@contextlib.contextmanager
+def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[Callable[[np.ndarray], None]]:
+    """A function that adds a frame to the annotated video. The video is written under a
+    temporary name and opened again before it is renamed into place: a full disk or a kill
+    never leaves a broken video under the final name."""
+    written = 0
+    with atomic.replacing(output_folder(dest)) as tmp:
+        with cvio.writable(tmp) as name:
+            writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not writer.isOpened():
+            raise InputError(f"{show(dest)}: cannot write a video there")
+
+        def write(frame: np.ndarray) -> None:
+            nonlocal written
+            writer.write(frame)
+            written += 1
+
+        try:
+            yield write
+        finally:
+            writer.release()
+        with cvio.readable(tmp) as name:
+            capture = cv2.VideoCapture(name)
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+            capture.release()
+        if frames != written:
+            raise InputError(
+                f"{show(dest)}: the annotated video could not be written completely ({frames} of {written} "
+                "frames readable; is the disk full?); nothing was written"
+            )
+
+
 def run_video(recognizer: Recognizer, path: Path, args: argparse.Namespace) -> int:
-    capture, fps, frames, size = open_video(path)
-    out = args.out or default_out(path, ".mp4")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise InputError(f"{out}: cannot write a video there")
-    bar = tqdm(total=frames or None, desc="frames", unit=" frames", file=sys.stderr)
-    index, started = 0, time.time()
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            faces = recognizer.faces(frame)
-            writer.write(annotate(frame, faces))
-            print(json.dumps({"frame": index, "time_s": round(index / fps, 3), "faces": faces}), flush=True)
-            index += 1
-            bar.update(1)
-    finally:
-        bar.close()
-        writer.release()
-        capture.release()
+    if args.no_detect:
+        raise UsageError("--no-detect: classifies face crops in images; a video's frames are not face crops")
+    out = single_output(path, args.out, "video")
+    printer = Printer(args.format, ["frame", "time_s"], recognizer.labels)
+    count, started = 0, time.time()
+    with Video(path) as video:
+        bar = tqdm(total=video.frame_count or None, desc="frames", unit=" frames", file=sys.stderr)
+        try:
+            with annotated_video(out, video.fps, video.size) as write:
+                for index, frame in video.frames():
+                    if (frame.shape[1], frame.shape[0]) != video.size:
+                        frame = cv2.resize(frame, video.size)
+                    faces = recognizer.faces(frame)
+                    write(annotate(frame, faces))
+                    time_s = round(index / video.fps, 3)
+                    printer({"frame": index, "time_s": time_s, "faces": faces}, [index, time_s])
+                    count += 1
+                    bar.update(1)
+                if count == 0:
+                    raise InputError(f"{show(path)}: no readable frames (truncated or corrupt video)")
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"\ninterrupted after {count} frames: the annotated video was not written", file=sys.stderr)
+            return cli.INTERRUPTED
+        finally:
+            bar.close()
     elapsed = time.time() - started
+    skipped = f"; {video.skipped} undecodable frames skipped" if video.skipped else ""
     print(
-        f"{index} frames in {elapsed:.1f} s ({index / max(elapsed, 1e-9):.1f} frames/s); wrote {out}", file=sys.stderr
+        f"{count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s){skipped}; wrote {show(out)}",
+        file=sys.stderr,
     )
     return 0
 
@@ -179,20 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         what = kind(args.path)
+        if args.out is not None and what == "folder" and args.out.is_file():
+            raise UsageError(f"--out {show(args.out)}: a file; folder mode writes annotated copies into a folder")
         recognizer = Recognizer(
             args.model, args.backend, args.min_face, args.threshold, args.top_k, args.tta, not args.no_detect
         )
-        if what == "folder":
-            return run_folder(recognizer, args.path, args)
-        if what == "video":
-            return run_video(recognizer, args.path, args)
-        out = args.out or (None if args.no_detect else default_out(args.path, ".png"))
-        print(json.dumps(predict_image(recognizer, args.path, args, out), indent=1))
-        return 0
-    except (InputError, ModelError) as error:
+        run = {"folder": run_folder, "video": run_video, "image": run_image}[what]
+        return run(recognizer, args.path, args)
+    except (InputError, ModelError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ferlib import cvio
 from preprocess.faces import TEMPLATES
 from preprocess.fer_csv import CLASSES
 
@@ -44,6 +45,22 @@ def read_alignment(path: Path) -> str | None:
     if template is not None and (not isinstance(template, str) or template not in TEMPLATES):
         raise ModelError(f"{path}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
     return template
+
+
+def read_labels(path: Path) -> tuple[str, ...]:
+    """The class names in a labels.json (a JSON list of distinct, non-empty strings), or ModelError."""
+    try:
+        labels = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path}: not a JSON list of label names ({error})") from error
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(label, str) and label.strip() for label in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise ModelError(f"{path}: expected a JSON list of distinct label names, got {json.dumps(labels)[:80]}")
+    return tuple(labels)
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,10 @@ class ModelFiles:
         if (folder / "ensemble.json").is_file():
             raise ModelError(f"{folder}: an ensemble (ensemble.json) of model folders, not one model")
         weights = sorted(folder.glob("*.caffemodel"))
+        if len(weights) > 1:
+            raise ModelError(
+                f"{folder}: holds {len(weights)} .caffemodel files ({', '.join(w.name for w in weights)}); expected one"
+            )
         missing = [
             name
             for name, ok in (
@@ -86,12 +107,7 @@ class ModelFiles:
         ]
         if missing:
             raise ModelError(f"{folder}: model folder lacks {', '.join(missing)}")
-        labels = CLASSES
-        if (folder / "labels.json").is_file():
-            try:
-                labels = tuple(json.loads((folder / "labels.json").read_text()))
-            except (ValueError, UnicodeDecodeError) as error:
-                raise ModelError(f"{folder / 'labels.json'}: not a JSON list of label names ({error})") from error
+        labels = read_labels(folder / "labels.json") if (folder / "labels.json").is_file() else CLASSES
         alignment = folder / "alignment.json"
         template = read_alignment(alignment) if alignment.is_file() else None
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
@@ -118,11 +134,47 @@ def model_members(folder: Path) -> tuple[list[Path], str]:
 
 def crop_size(deploy: Path) -> int:
     """The input side declared by deploy.prototxt's Input layer (the last dim)."""
-    text = deploy.read_text()
+    try:
+        text = deploy.read_text()
+    except UnicodeDecodeError as error:
+        raise ModelError(f"{deploy}: not a text prototxt (binary data)") from error
     dims = [int(d) for d in re.findall(r"dim:\s*(\d+)", text)[:4]]
-    if len(dims) != 4:
+    if len(dims) != 4 or min(dims) < 1:
         raise ModelError(f"{deploy}: expected an Input layer with a 4-D shape (N, C, H, W)")
     return dims[3]
+
+
+def read_mean(path: Path, crop: int) -> np.ndarray:
+    """The training mean as (H, W) float32, at least crop x crop, or ModelError."""
+    try:
+        mean = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ModelError(f"{path}: not a readable mean array ({error})") from error
+    if mean.ndim not in (2, 3) or (mean.ndim == 3 and mean.shape[0] != 1) or min(mean.shape[-2:]) < crop:
+        raise ModelError(f"{path}: expected a (1, H, W) gray mean of at least {crop}x{crop}, found shape {mean.shape}")
+    if not np.issubdtype(mean.dtype, np.number) or not np.isfinite(mean).all():
+        raise ModelError(f"{path}: expected finite numbers, found {mean.dtype}")
+    return mean.astype(np.float32).reshape(mean.shape[-2:])
+
+
+def caffe_net(files: ModelFiles) -> object:
+    """The net in pycaffe, or ModelError when pycaffe is not built or cannot read the files."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    try:
+        import caffe
+    except ImportError as error:
+        raise ModelError(
+            f"--backend caffe: pycaffe is not installed ({error}); run 'make install', or use --backend opencv"
+        ) from error
+    caffe.set_mode_cpu()
+    try:  # Caffe aborts the process on a file it cannot parse: let OpenCV's reader refuse those first
+        cv2.dnn.readNetFromCaffe(str(files.deploy), str(files.weights))
+    except cv2.error as error:
+        raise ModelError(f"{files.weights}: not a readable Caffe model ({str(error).strip()[-120:]})") from error
+    try:
+        return caffe.Net(str(files.deploy), caffe.TEST, weights=str(files.weights))
+    except (RuntimeError, ValueError) as error:
+        raise ModelError(f"{files.weights}: pycaffe cannot read the model ({error})") from error
 
 
 class Classifier:
@@ -131,29 +183,35 @@ class Classifier:
     def __init__(self, files: ModelFiles, backend: str = "opencv"):
         self.files = files
         self.labels = files.labels
-        try:
-            mean = np.load(files.mean)
-            self.mean = mean.astype(np.float32).reshape(mean.shape[-2:])
-        except (ValueError, OSError) as error:
-            raise ModelError(f"{files.mean}: not a readable mean array ({error})") from error
         self.crop = crop_size(files.deploy)
+        self.mean = read_mean(files.mean, self.crop)
         if backend == "opencv":
             try:
-                self._net = cv2.dnn.readNetFromCaffe(str(files.deploy), str(files.weights))
+                with cvio.readable(files.deploy) as deploy, cvio.readable(files.weights) as weights:
+                    self._net = cv2.dnn.readNetFromCaffe(deploy, weights)
             except cv2.error as error:
                 raise ModelError(
                     f"{files.weights}: OpenCV cannot read the model ({str(error).strip()[-120:]})"
                 ) from error
             self._forward = self._forward_opencv
         elif backend == "caffe":
-            os.environ.setdefault("GLOG_minloglevel", "2")
-            import caffe
-
-            caffe.set_mode_cpu()
-            self._net = caffe.Net(str(files.deploy), caffe.TEST, weights=str(files.weights))
+            self._net = caffe_net(files)
             self._forward = self._forward_caffe
         else:
             raise ValueError(f"unknown backend {backend!r}: opencv or caffe")
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """A forward pass on a blank face: the weights fit the net, and the net has one output per label."""
+        try:
+            out = self._forward(np.zeros((1, 1, self.crop, self.crop), np.float32))
+        except (cv2.error, RuntimeError, ValueError) as error:
+            raise ModelError(f"{self.files.weights}: the net cannot run ({str(error).strip()[-120:]})") from error
+        if out.shape[1] != len(self.labels):
+            raise ModelError(
+                f"{self.files.deploy.parent}: the net has {out.shape[1]} outputs but {len(self.labels)} labels "
+                f"({', '.join(self.labels)})"
+            )
 
     def prepare(self, faces: np.ndarray, mirror: bool = False, offset: tuple[int, int] | None = None) -> np.ndarray:
         """Mean-subtracted crops (N, 1, crop, crop) float32, centred unless offset (y, x) is given."""

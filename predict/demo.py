@@ -4,26 +4,28 @@ public domain) with the shipped model; writes out/demo.png and out/demo.json."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import sys
 from pathlib import Path
 
 import cv2
 from skimage import data
 
+from ferlib import atomic, cli, cvio
 from predict.__main__ import main as predict_main
 
 
 def main(out: Path = Path("out")) -> int:
-    out.mkdir(parents=True, exist_ok=True)
     photo = out / "astronaut.png"
-    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    cvio.write_image(photo, cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     result = out / "demo.json"
-    with open(result, "w") as handle, contextlib.redirect_stdout(handle):
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
         code = predict_main([str(photo), "--out", str(out / "demo.png")])
     if code != 0:
         return code
-    faces = json.loads(result.read_text())["faces"]
+    atomic.write_text(result, captured.getvalue())
+    faces = json.loads(captured.getvalue())["faces"]
     for face in faces:
         print(
             f"face at {[round(v) for v in face['box']]}: {face['label']} ({face['probability']:.2f}); "
@@ -34,4 +36,4 @@ def main(out: Path = Path("out")) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ferlib import cli
 from preprocess.build import DataError, Settings, build
 from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
 from preprocess.fer_csv import NotFer2013Error
@@ -19,14 +20,17 @@ found keeps the plain image, and is counted), write aligned/..., one LMDB per sp
 order), mean.binaryproto + mean.npy of the training faces, index.csv (every LMDB key, its csv
 row, label, whether a face was found) and manifest.json (checksums, counts, timings).
 
-The output is built beside --out and renamed into place when complete; a rerun with the
-same input and settings does nothing unless --force. Exit status: 0 done or up to date,
-2 bad input, 130 interrupted.
+The output is built beside --out and swapped into place when complete, so --out always holds
+the old dataset or the new one. --out must be a new or empty folder or a dataset this tool
+made (its manifest.json): nothing else is ever replaced, with or without --force. A rerun
+with the same input and settings does nothing unless --force (or the dataset's files no
+longer match its manifest). Exit status: 0 done or up to date, 2 bad input, option or
+output (a full disk included), 130 interrupted (the old dataset, if any, is left as it was).
 """
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m preprocess",
         description=__doc__,
         epilog=EPILOG,
@@ -35,7 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("csv", type=Path, help="the Kaggle fer2013.csv, plain or .csv.gz")
     parser.add_argument("--out", type=Path, default=Path("data/fer2013"), help="output folder (default: %(default)s)")
     parser.add_argument(
-        "--size", type=int, default=48, help="side of the aligned faces in pixels (default: %(default)s)"
+        "--size",
+        type=cli.number(12, 1024, int),
+        default=48,
+        help="side of the aligned faces in pixels, 12-1024 (default: %(default)s)",
     )
     parser.add_argument(
         "--no-align",
@@ -58,12 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--min-face",
-        type=float,
+        type=cli.number(12, 72),
         default=20.0,
-        help="MTCNN's smallest face, in pixels of the padded 72x72 crop (default: %(default)s)",
+        help="MTCNN's smallest face, in pixels of the padded 72x72 crop, 12-72 (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the training-set shuffle (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="processes for detection (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=cli.number(0, 2**32 - 1, int), default=1, help="seed of the training-set shuffle (default: 1)"
+    )
+    parser.add_argument(
+        "--workers", type=cli.number(1, 64, int), default=2, help="processes for detection, 1-64 (default: 2)"
+    )
     parser.add_argument(
         "--ferplus",
         type=Path,
@@ -72,18 +83,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "rows without a majority, 'unknown' or 'not a face' are left out)",
     )
     parser.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
-    parser.add_argument("--force", action="store_true", help="rebuild even when the output is up to date")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even when the output is up to date (it still replaces only a dataset this tool made)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.csv.is_file():
-        print(f"error: {args.csv}: no such file (expected the Kaggle fer2013.csv or .csv.gz)", file=sys.stderr)
-        return 2
-    if args.ferplus is not None and not args.ferplus.is_file():
-        print(f"error: {args.ferplus}: no such file (expected FER+'s fer2013new.csv)", file=sys.stderr)
-        return 2
+    for path, expected in ((args.csv, "the Kaggle fer2013.csv or .csv.gz"), (args.ferplus, "FER+'s fer2013new.csv")):
+        if path is not None and not path.is_file():
+            what = "a folder" if path.is_dir() else "no such file"
+            print(f"error: {path}: {what} (expected {expected})", file=sys.stderr)
+            return 2
     settings = Settings(
         size=args.size,
         align=args.align,
@@ -106,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: nothing was written to {args.out}", file=sys.stderr)
-        return 130
+        print(f"\ninterrupted: {args.out} was not changed", file=sys.stderr)
+        return cli.INTERRUPTED
     if manifest is None:
         print(f"{args.out} is up to date with {args.csv} and these settings (use --force to rebuild)")
         return 0
@@ -120,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

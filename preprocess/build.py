@@ -1,16 +1,17 @@
 """FER2013 csv -> images -> aligned faces -> one LMDB per split -> training mean.
 
-Everything is built in a temporary folder beside the destination and renamed into place
-only when complete, so training never sees a half-written dataset.
+Everything is built in a temporary folder beside the destination and swapped into place
+only when complete (ferlib.atomic), so training never sees a half-written dataset, and only
+a folder this tool made (its manifest.json) is ever replaced.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import platform
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -19,20 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import lmdb
 import numpy as np
 from tqdm import tqdm
 
+from ferlib import atomic
 from preprocess import caffe_proto, ferplus
-from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
+from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
 from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, file_sha256, read_rows
-from preprocess.lmdb_io import write_lmdb
+from preprocess.lmdb_io import lmdb_size, write_lmdb
 
 FORMAT_VERSION = 1
 CHUNK = 64  # faces per detection batch: one MTCNN cascade run each
 
 
 class DataError(Exception):
-    """Bad input rows under --strict."""
+    """Input or output that preprocessing cannot use: bad rows under --strict, an --out that
+    is not its to replace, a full disk."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,10 @@ _detector = None
 
 
 def _init_worker(min_face_size: float) -> None:
-    """Per worker process: one thread for OpenCV, one detector."""
+    """Per worker process: one thread for OpenCV, one detector; Ctrl-C is the parent's to
+    report (the pool is terminated), so workers ignore it."""
     global _detector
-    from preprocess.faces import FaceDetector
-
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _detector = FaceDetector(min_face_size=min_face_size)
 
@@ -120,12 +124,14 @@ def align_faces(images: np.ndarray, settings: Settings, workers: int, desc: str)
     A crop without a face becomes the plain crop resized to the output size."""
     chunks = [(images[i : i + CHUNK], settings.size, settings.template) for i in range(0, len(images), CHUNK)]
     bar = tqdm(total=len(images), desc=desc, unit=" faces", file=sys.stderr)
+    global _detector
+    detector = FaceDetector(min_face_size=settings.min_face_size)  # fails here, not in workers respawned forever
     if workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (settings.min_face_size,))
         results = pool.imap(_align_chunk, chunks)
     else:
         pool = None
-        _init_worker(settings.min_face_size)
+        _detector = detector
         results = map(_align_chunk, chunks)
     aligned, found = [], []
     try:
@@ -152,7 +158,8 @@ def write_pngs(root: Path, split: str, rows: list[int], labels: list[int], image
     for row, label, image in tqdm(
         list(zip(rows, labels, images)), desc=f"write {root.name}/{split}", unit=" png", file=sys.stderr, leave=False
     ):
-        cv2.imwrite(str(root / split / str(label) / f"{row}.png"), image)
+        ok, png = cv2.imencode(".png", image)
+        (root / split / str(label) / f"{row}.png").write_bytes(png.tobytes())
 
 
 def lmdb_order(split: Split, seed: int) -> np.ndarray:
@@ -190,12 +197,64 @@ def train_duplicates(splits: dict[str, Split]) -> dict[str, np.ndarray]:
     }
 
 
-def up_to_date(out: Path, fingerprint: dict) -> bool:
-    """True when out holds a complete build of the same input and settings."""
+def dataset_manifest(out: Path) -> dict | None:
+    """The manifest of a dataset this tool made at out; None when out holds no manifest.json.
+    DataError for a manifest that cannot be read: out is then nobody's to replace."""
     manifest = out / "manifest.json"
-    if not manifest.exists():
+    if not manifest.is_file():
+        return None
+    try:
+        value = json.loads(manifest.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        raise DataError(
+            f"{manifest}: unreadable ({error}); {out} was left as it is: remove it or choose another --out"
+        ) from error
+    if not isinstance(value, dict) or not isinstance(value.get("fingerprint"), dict):
+        raise DataError(f"{manifest}: not a manifest of this tool; {out} was left as it is: choose another --out")
+    return value
+
+
+def check_out(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output that is a file, holds an input, or is a folder this tool did not make
+    (preprocess replaces only its own datasets: folders with its manifest.json, or empty ones)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise DataError(f"--out {out}: an existing file, expected a dataset folder (nothing was changed)")
+    for path in inputs:
+        if out.resolve() == path.resolve() or out.resolve() in path.resolve().parents:
+            raise DataError(f"--out {out}: holds the input {path}; choose another folder (nothing was changed)")
+    if out.is_dir() and dataset_manifest(out) is None and any(out.iterdir()):
+        raise DataError(
+            f"--out {out}: a folder that is not a dataset made by preprocess (no manifest.json); "
+            "choose a new or empty folder (nothing was changed)"
+        )
+
+
+def up_to_date(out: Path, fingerprint: dict) -> bool:
+    """True when out holds a complete, undamaged build of the same input and settings: the
+    manifest matches, and every file it lists has its recorded size and every LMDB its count."""
+    manifest = dataset_manifest(out)
+    if manifest is None or manifest.get("fingerprint") != fingerprint:
         return False
-    return json.loads(manifest.read_text()).get("fingerprint") == fingerprint
+    files = manifest.get("files", {})
+    if not files:
+        return False
+    for name, size in files.items():
+        path = out / name
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+    try:
+        return all(
+            lmdb_size(out / f"{split}_lmdb") == counts["total"] for split, counts in manifest.get("counts", {}).items()
+        )
+    except lmdb.Error:
+        return False
+
+
+def required_bytes(rows: int, settings: Settings) -> int:
+    """A generous estimate of the disk a dataset of rows faces takes: LMDB records with the
+    B-tree's slack, and two PNGs per row in their own filesystem blocks."""
+    face = settings.size * settings.size
+    return rows * (2 * (face + 64) + (2 * max(4096, face + 512) if settings.images else 0)) + (16 << 20)
 
 
 def build(
@@ -216,22 +275,16 @@ def build(
         **settings.__dict__,
         "ferplus_sha256": file_sha256(ferplus_csv) if ferplus_csv else None,
     }
+    atomic.sweep(out.parent)  # puts back a dataset that a killed run had moved aside
+    check_out(out, [csv, *([ferplus_csv] if ferplus_csv else [])])
     if not force and up_to_date(out, fingerprint):
         return None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        manifest = _build_into(tmp, csv, settings, workers, strict, fingerprint, started, ferplus_csv)
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-        return manifest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic.replacing_folder(out) as tmp:
+            return _build_into(tmp, csv, settings, workers, strict, fingerprint, started, ferplus_csv)
+    except (OSError, lmdb.Error) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise DataError(f"{out}: cannot write the dataset ({reason}); nothing was changed") from error
 
 
 def _build_into(
@@ -248,6 +301,14 @@ def _build_into(
     splits, bad, csv_sha256, unlabelled = read_csv(csv, strict, ferplus_csv)
     classes = ferplus.CLASSES if ferplus_csv else CLASSES
     timings["read_csv_s"] = round(time.time() - started, 1)
+    rows = sum(len(split.rows) for split in splits.values())
+    need, free = required_bytes(rows, settings), shutil.disk_usage(tmp).free
+    if need > free:
+        raise DataError(
+            f"{tmp.parent}: {free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB needed for {rows} faces"
+            + (" (--no-images needs less)" if settings.images else "")
+            + "; nothing was changed"
+        )
     duplicates = train_duplicates(splits)
     counts, found_counts, index_lines = {}, {}, ["split,key,row,label,face_found,copy_of_train"]
     for name, split in splits.items():
@@ -290,6 +351,7 @@ def _build_into(
     if "train" not in counts:
         raise DataError(f"{csv}: no valid Training rows, so there is nothing to train on or take a mean of")
     (tmp / "index.csv").write_text("\n".join(index_lines) + "\n")
+    checked = ["index.csv", "mean.binaryproto", "mean.npy", *(f"{name}_lmdb/data.mdb" for name in counts)]
     manifest = {
         "fingerprint": fingerprint,
         "input": {
@@ -319,6 +381,7 @@ def _build_into(
             "format": FORMAT_VERSION,
         },
         "outputs": {p.name: _size(p) for p in sorted(tmp.iterdir())},
+        "files": {name: (tmp / name).stat().st_size for name in checked},
         "timings": {**timings, "total_s": round(time.time() - started, 1)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

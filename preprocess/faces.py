@@ -129,7 +129,8 @@ class FaceDetector:
         height, width = rgb.shape[:2]
         scale = min(1.0, self.max_side / max(height, width, 1))
         if scale < 1.0:
-            rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))  # a 4000x1 strip stays 1 px
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         return self.detect_batch(rgb[None], rgb_input=True, scale=scale)[0]
 
     def detect_batch(

@@ -49,17 +49,20 @@ def majority(votes: np.ndarray) -> int | str:
 
 
 def read_labels(path: Path) -> Iterator[tuple[str, int | str]]:
-    """(Usage, label or reason) for each row of fer2013new.csv, in file order."""
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != HEADER:
-            raise NotFer2013Error(f"{path}: line 1: expected the FER+ header {','.join(HEADER)!r}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                votes = np.array([int(v) for v in row[2:]])
-            except ValueError as error:
-                raise NotFer2013Error(f"{path}: line {line}: vote counts must be integers") from error
-            if len(row) != len(HEADER):
-                raise NotFer2013Error(f"{path}: line {line}: expected {len(HEADER)} fields, found {len(row)}")
-            yield row[0], (majority(votes) if row[1] else "left out by FER+")
+    """(Usage, label or reason) for each row of fer2013new.csv, in file order; NotFer2013Error
+    naming the line for anything that is not such a file."""
+    line = 1
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = next(reader, None)
+            if header != HEADER:
+                raise NotFer2013Error(f"{path}: line 1: expected the FER+ header {','.join(HEADER)!r}")
+            for line, row in enumerate(reader, start=2):
+                if len(row) != len(HEADER):
+                    raise NotFer2013Error(f"{path}: line {line}: expected {len(HEADER)} fields, found {len(row)}")
+                if not all(v.isascii() and v.isdigit() and len(v) <= 3 for v in row[2:]):
+                    raise NotFer2013Error(f"{path}: line {line}: vote counts must be integers 0-999")
+                yield row[0], (majority(np.array([int(v) for v in row[2:]])) if row[1] else "left out by FER+")
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise NotFer2013Error(f"{path}: line {line + 1}: not a FER+ csv ({error})") from error

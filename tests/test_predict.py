@@ -310,7 +310,7 @@ def test_video_mode_writes_an_annotated_video_and_json_lines(
     assert [d["frame"] for d in lines] == list(range(8))
     assert lines[3]["time_s"] == pytest.approx(0.3)
     assert all(len(d["faces"]) == 1 for d in lines)
-    out = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    out = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))  # the input's full name
     assert int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
 
 

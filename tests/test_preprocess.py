@@ -38,7 +38,7 @@ BAD_LINES = [
     ("x,{p},Training", "emotion must be an integer 0-6"),
     ("1,{short},Training", "pixels must be 2304 integers, found 2303"),
     ("1,{big},Training", "pixels must be integers 0-255"),
-    ("1,{frac},Training", "non-integer"),
+    ("1,{frac},Training", "found other characters"),
     ("1,{p},Validation", "Usage must be one of"),
 ]
 

@@ -447,3 +447,36 @@ def test_test_curve_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -
         evaluate_main(["--model", str(tmp_path), "--test-curve"])
     assert stop.value.code == 2
     assert "--test-curve scores a run's snapshots" in capsys.readouterr().err
+
+
+def test_killed_ship_runs_leave_the_old_model_whole(tmp_path: Path, caffe_tool: str) -> None:
+    import random
+
+    from hostile import command, tree
+
+    data = make_dataset(tmp_path / "data")
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest.update(
+        counts={s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
+        faces={s: {"found": 15} for s in ("train", "val", "test")},
+        settings={"align": True, "template": "fer2013"},
+    )
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    index = ["split,key,row,label,face_found,copy_of_train"]
+    index += [f"{s},{i:08d}_{i:05d},{i},0,1,0" for s in ("val", "test") for i in range(30)]
+    (data / "index.csv").write_text("\n".join(index) + "\n")
+    train(str(make_tiny_net(tmp_path / "tiny")), data, tmp_path / "runs", "r", epochs=4, caffe=caffe_tool)
+    evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
+    args = ["train.ship", "--run", str(tmp_path / "runs/r"), "--name", "tiny", "--models", str(tmp_path / "models")]
+    started = time.time()
+    assert command(*args).wait(60) == 0
+    duration = time.time() - started
+    shipped = tree(tmp_path / "models" / "tiny")
+    for seed in range(10):
+        process = command(*args, stdout=subprocess.DEVNULL)
+        time.sleep(random.Random(seed).uniform(0.5 * duration, 1.1 * duration))
+        process.kill()
+        process.wait(60)
+        assert tree(tmp_path / "models" / "tiny") == shipped  # the whole old model (or the identical new one)
+    assert command(*args).wait(60) == 0
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["tiny"]  # leftovers swept

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ferlib import cli
 from train.run import TrainError, train
 
 EPILOG = """\
@@ -27,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         default="fer_reference",
         help="a net: a folder name in prototxt/ or a path to such a folder (default: %(default)s)",
     )
-    parser.add_argument("--epochs", type=float, default=150, help="epochs of training (default: %(default)s)")
+    parser.add_argument(
+        "--epochs", type=cli.number(0.01, 100_000), default=150, help="epochs of training (default: 150)"
+    )
     parser.add_argument(
         "--data", type=Path, default=Path("data/fer2013"), help="preprocessed dataset folder (default: %(default)s)"
     )
@@ -65,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

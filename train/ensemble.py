@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlib import atomic, cli
 from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles, tta_average
 from preprocess.faces import manifest_template
 from train import plots
@@ -94,8 +95,6 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
     for key, split in splits.items():
         reports[key], counts[key] = split_report(tta_average(averages[group][key], tta), split, labels)
     chosen = [names[i] for i in group]
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "ensemble.json").write_text(json.dumps({"members": chosen, "tta": tta}, indent=1) + "\n")
     report = {
         "members": chosen,
         "candidates": names,
@@ -108,14 +107,16 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
         "group_tta_tables": [{"members": [names[i] for i in g], "tta_table": t} for g, t in tables.items()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    plots.confusion_png(
-        counts["test"],
-        labels,
-        f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} (ensemble of {len(group)}, TTA {tta})",
-        target / "confusion.png",
-    )
-    (target / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    (target / "README.md").write_text(card(target.name, report, members))
+    with atomic.replacing_folder(target) as folder:  # beside target, so member paths relative to it still hold
+        (folder / "ensemble.json").write_text(json.dumps({"members": chosen, "tta": tta}, indent=1) + "\n")
+        plots.confusion_png(
+            counts["test"],
+            labels,
+            f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} (ensemble of {len(group)}, TTA {tta})",
+            folder / "confusion.png",
+        )
+        (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        (folder / "README.md").write_text(card(target.name, report, members))
     return report
 
 
@@ -203,4 +204,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

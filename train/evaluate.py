@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ferlib import atomic, cli
 from predict.classifier import CLASSES, TTA_MODES, Classifier, ModelError, ModelFiles, tta_average
 from preprocess.lmdb_io import read_lmdb
 from train import metrics, plots
@@ -251,8 +252,8 @@ def evaluate(
             out / "curves.png",
         )
         report["curves"] = "curves.png"
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "report.md").write_text(markdown(report))
+    atomic.write_json(out / "report.json", report)
+    atomic.write_text(out / "report.md", markdown(report))
     return report
 
 
@@ -294,4 +295,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -10,7 +10,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ferlib import atomic  # noqa: E402
 from train.caffe_log import CaffeLog  # noqa: E402
+
+
+def save(figure: plt.Figure, path: Path) -> None:
+    """Write the figure as a PNG that appears whole or not at all, and free it."""
+    try:
+        with atomic.replacing(path) as tmp:
+            figure.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(figure)
 
 
 def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path: Path) -> None:
@@ -35,8 +45,7 @@ def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path:
     axes.set_title(title, fontsize=10)
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)
 
 
 def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
@@ -82,8 +91,7 @@ def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
     epoch_axes.set_xlabel("epoch")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)
 
 
 def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, path: Path) -> None:
@@ -117,5 +125,4 @@ def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, 
     axes.grid(alpha=0.3)
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from ferlib import atomic
 from predict.classifier import ModelError, read_alignment
 from preprocess.faces import manifest_template
 from preprocess.fer_csv import file_sha256
@@ -91,7 +92,7 @@ def write_net(source: Path, target: Path, data: Path, test_batch: int, classes: 
         else:
             train_batch = layer.data_param.batch_size
     set_classes(net, classes, "SoftmaxWithLoss")
-    target.write_text(text_format.MessageToString(net))
+    atomic.write_text(target, text_format.MessageToString(net))
     return train_batch
 
 
@@ -99,7 +100,7 @@ def write_deploy(source: Path, target: Path, classes: int) -> None:
     """deploy.prototxt with one output per class."""
     net = text_format.Parse(source.read_text(), caffe_pb2().NetParameter())
     set_classes(net, classes, "Softmax")
-    target.write_text(text_format.MessageToString(net))
+    atomic.write_text(target, text_format.MessageToString(net))
 
 
 def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, prefix: Path) -> None:
@@ -115,7 +116,7 @@ def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, pref
     solver.test_interval = schedule.epoch_iters
     solver.snapshot = schedule.snapshot
     solver.snapshot_prefix = str(prefix)
-    target.write_text(text_format.MessageToString(solver))
+    atomic.write_text(target, text_format.MessageToString(solver))
 
 
 def newest_state(snapshots: Path) -> tuple[Path, int] | None:
@@ -223,7 +224,7 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str,
             "status": "running",
         }
     )
-    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    atomic.write_json(info_path, info)
     status, log = run_caffe(command, run_dir / "caffe.log", schedule, resume[1] if resume else 0)
     whole = parse((run_dir / "caffe.log").read_text())
     tests = [(i, out["accuracy"]) for i, out in whole.test if "accuracy" in out]
@@ -242,7 +243,7 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str,
             },
         }
     )
-    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    atomic.write_json(info_path, info)
     return info
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from ferlib import atomic, cli
 from predict.classifier import CLASSES
 from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, manifest_template
 from train.caffe_log import parse
@@ -62,6 +63,11 @@ def alignment(manifest: dict) -> dict:
     return {"template": template, "points_48": TEMPLATES[template].tolist() if template else None}
 
 
+def share(subset: dict) -> str:
+    """A subset's accuracy, or a dash for an empty subset (no accuracy to give)."""
+    return f"{subset['accuracy']:.4f}" if subset.get("accuracy") is not None else "-"
+
+
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
@@ -86,11 +92,11 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "|---|---|",
         f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
         f"| PublicTest accuracy (used to select the snapshot) | {val['accuracy']:.4f} |",
-        f"| PrivateTest, faces MTCNN found ({test['face_found']['images']}) | {test['face_found']['accuracy']:.4f} |",
+        f"| PrivateTest, faces MTCNN found ({test['face_found']['images']}) | {share(test['face_found'])} |",
         f"| PrivateTest, no face found: unaligned crop ({test['face_not_found']['images']}) | "
-        f"{test['face_not_found']['accuracy']:.4f} |",
+        f"{share(test['face_not_found'])} |",
         f"| PrivateTest without the {test['images'] - test['not_copies_of_train']['images']} pixel copies of "
-        f"training images ({test['not_copies_of_train']['images']}) | {test['not_copies_of_train']['accuracy']:.4f} |",
+        f"training images ({test['not_copies_of_train']['images']}) | {share(test['not_copies_of_train'])} |",
         f"| selected | {report['selection']} |",
         f"| test-time augmentation | {report['tta']} |",
         "",
@@ -160,20 +166,18 @@ def ship(run: Path, name: str, models: Path) -> Path:
     info = json.loads((run / "run.json").read_text())
     data = Path(info["data"]["dir"])
     manifest = json.loads((data / "manifest.json").read_text())
-    target = models / name
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    shutil.copy(report["model"], target / f"{name}.caffemodel")
-    shutil.copy(run / "deploy.prototxt", target / "deploy.prototxt")
-    shutil.copy(data / "mean.npy", target / "mean.npy")
-    every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
-    for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
-        shutil.copy(evaluation / picture, target / picture)
-    (target / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
-    (target / "alignment.json").write_text(json.dumps(alignment(manifest)) + "\n")
     seconds = training_seconds((run / "caffe.log").read_text())
-    (target / "README.md").write_text(card(name, run, info, manifest, report, seconds))
+    target = models / name
+    with atomic.replacing_folder(target) as folder:  # the old model stays whole until the new one is
+        shutil.copy(report["model"], folder / f"{name}.caffemodel")
+        shutil.copy(run / "deploy.prototxt", folder / "deploy.prototxt")
+        shutil.copy(data / "mean.npy", folder / "mean.npy")
+        every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
+        for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
+            shutil.copy(evaluation / picture, folder / picture)
+        (folder / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
+        (folder / "alignment.json").write_text(json.dumps(alignment(manifest)) + "\n")
+        (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds))
     return target
 
 
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         target = ship(args.run, args.name, args.models)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {target}")
@@ -195,4 +199,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)
