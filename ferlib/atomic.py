@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-_TEMP = re.compile(r"^\.fer-(tmp|old)-(\d+)-[0-9a-f]{6}(?:-(.*))?$", re.DOTALL)
+_TEMP = re.compile(r"^\.fer-(tmp|old)-(\d+)-[0-9a-f]{6}(?:-(.*)|\.[^.]*)?$", re.DOTALL)
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 

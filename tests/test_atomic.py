@@ -1,0 +1,64 @@
+"""ferlib.atomic: files and folders appear whole or not at all, and what killed writers left
+behind is swept (an old folder set aside by a half-done swap goes back to its name)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ferlib import atomic
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path) -> None:
+    target = tmp_path / "report.json"
+    atomic.write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic.replacing(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["report.json"]
+
+
+def test_a_folder_is_replaced_whole(tmp_path) -> None:
+    target = tmp_path / "model"
+    with atomic.replacing_folder(target) as folder:
+        (folder / "a").write_text("1")
+    with pytest.raises(RuntimeError), atomic.replacing_folder(target) as folder:
+        (folder / "b").write_text("2")
+        raise RuntimeError("killed")
+    assert sorted(os.listdir(target)) == ["a"]
+    with atomic.replacing_folder(target) as folder:
+        (folder / "b").write_text("2")
+    assert sorted(os.listdir(target)) == ["b"] and os.listdir(tmp_path) == ["model"]
+
+
+def test_the_two_rename_swap_is_undone_by_the_next_sweep(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
+    target = tmp_path / "data"
+    with atomic.replacing_folder(target) as folder:
+        (folder / "manifest.json").write_text("old")
+    # a writer killed between its two renames: the old dataset aside, nothing under the name
+    (target).rename(tmp_path / f".fer-old-{dead_pid()}-abcdef-data")
+    (tmp_path / f".fer-tmp-{dead_pid()}-123456").mkdir()
+    atomic.sweep(tmp_path)
+    assert os.listdir(tmp_path) == ["data"] and (target / "manifest.json").read_text() == "old"
+    with atomic.replacing_folder(target) as folder:
+        (folder / "manifest.json").write_text("new")
+    assert (target / "manifest.json").read_text() == "new" and os.listdir(tmp_path) == ["data"]
+
+
+def test_sweep_leaves_the_files_of_running_writers(tmp_path) -> None:
+    mine = tmp_path / f".fer-tmp-{os.getpid()}-abcdef.png"
+    mine.write_bytes(b"being written")
+    stale = tmp_path / f".fer-tmp-{dead_pid()}-abcdef.png"
+    stale.write_bytes(b"left by a killed run")
+    atomic.sweep(tmp_path)
+    assert mine.exists() and not stale.exists()
