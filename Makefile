@@ -57,7 +57,7 @@ preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DA
 NET ?= fer_reference
 EPOCHS ?= 150
 RUNS ?= runs
-RUN ?= $(NET)-e$(EPOCHS)$(if $(WEIGHTS),-from-$(basename $(notdir $(WEIGHTS))))
+RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS))  # the run's name, made in one place
 
 train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start
 	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(ARGS)

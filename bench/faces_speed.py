@@ -19,8 +19,8 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent.parent / "tests")]
 
 from bench.common import fer_faces, median_seconds, photo_640x480, write_results  # noqa: E402
+from ferlib.faces import TEMPLATES, FaceDetector, align  # noqa: E402
 from preprocess.build import Settings, align_faces  # noqa: E402
-from preprocess.faces import TEMPLATES, FaceDetector, align  # noqa: E402
 from reference_images import lfw_face  # noqa: E402
 
 

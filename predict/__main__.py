@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ferlib import atomic, cli, cvio
-from predict.classifier import TTA_MODES, ModelError
+from ferlib.model_folder import TTA_MODES, ModelError
+from ferlib.nets import NetError
 from predict.media import IMAGE_SUFFIXES, InputError, Video, annotate, kind, read_image, show
 from predict.outputs import (
     UsageError,
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         run = {"folder": run_folder, "video": run_video, "image": run_image}[what]
         return run(recognizer, args.path, args)
-    except (InputError, ModelError, UsageError) as error:
+    except (InputError, ModelError, NetError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from predict.classifier import Classifier, ModelError, ModelFiles, model_members
-from preprocess.faces import FaceDetector, align, to_gray
+from ferlib.classifier import Classifier
+from ferlib.faces import FaceDetector, align, to_gray
+from ferlib.model_folder import ModelError, ModelFiles, model_members
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "fer2013_ensemble"

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ferlib import cli
+from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES
 from preprocess.build import DataError, Settings, build
-from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES
 from preprocess.fer_csv import NotFer2013Error
 
 EPILOG = """\

@@ -7,7 +7,6 @@ a folder this tool made (its manifest.json) is ever replaced.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import platform
 import shutil
@@ -24,11 +23,12 @@ import lmdb
 import numpy as np
 from tqdm import tqdm
 
-from ferlib import atomic
-from preprocess import caffe_proto, ferplus
-from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
-from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, file_sha256, read_rows
-from preprocess.lmdb_io import lmdb_size, write_lmdb
+from ferlib import atomic, caffe_proto
+from ferlib.dataset import DatasetError, complete, file_sha256, read_manifest, write_manifest
+from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
+from ferlib.lmdb_io import write_lmdb
+from preprocess import ferplus
+from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, read_rows
 
 FORMAT_VERSION = 1
 CHUNK = 64  # faces per detection batch: one MTCNN cascade run each
@@ -197,23 +197,6 @@ def train_duplicates(splits: dict[str, Split]) -> dict[str, np.ndarray]:
     }
 
 
-def dataset_manifest(out: Path) -> dict | None:
-    """The manifest of a dataset this tool made at out; None when out holds no manifest.json.
-    DataError for a manifest that cannot be read: out is then nobody's to replace."""
-    manifest = out / "manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        value = json.loads(manifest.read_text())
-    except (ValueError, UnicodeDecodeError, OSError) as error:
-        raise DataError(
-            f"{manifest}: unreadable ({error}); {out} was left as it is: remove it or choose another --out"
-        ) from error
-    if not isinstance(value, dict) or not isinstance(value.get("fingerprint"), dict):
-        raise DataError(f"{manifest}: not a manifest of this tool; {out} was left as it is: choose another --out")
-    return value
-
-
 def check_out(out: Path, inputs: list[Path]) -> None:
     """Refuse an output that is a file, holds an input, or is a folder this tool did not make
     (preprocess replaces only its own datasets: folders with its manifest.json, or empty ones)."""
@@ -222,32 +205,15 @@ def check_out(out: Path, inputs: list[Path]) -> None:
     for path in inputs:
         if out.resolve() == path.resolve() or out.resolve() in path.resolve().parents:
             raise DataError(f"--out {out}: holds the input {path}; choose another folder (nothing was changed)")
-    if out.is_dir() and dataset_manifest(out) is None and any(out.iterdir()):
+    try:
+        ours = read_manifest(out) is not None
+    except DatasetError as error:
+        raise DataError(f"{error}; {out} was left as it is: remove it or choose another --out") from error
+    if out.is_dir() and not ours and any(out.iterdir()):
         raise DataError(
             f"--out {out}: a folder that is not a dataset made by preprocess (no manifest.json); "
             "choose a new or empty folder (nothing was changed)"
         )
-
-
-def up_to_date(out: Path, fingerprint: dict) -> bool:
-    """True when out holds a complete, undamaged build of the same input and settings: the
-    manifest matches, and every file it lists has its recorded size and every LMDB its count."""
-    manifest = dataset_manifest(out)
-    if manifest is None or manifest.get("fingerprint") != fingerprint:
-        return False
-    files = manifest.get("files", {})
-    if not files:
-        return False
-    for name, size in files.items():
-        path = out / name
-        if not path.is_file() or path.stat().st_size != size:
-            return False
-    try:
-        return all(
-            lmdb_size(out / f"{split}_lmdb") == counts["total"] for split, counts in manifest.get("counts", {}).items()
-        )
-    except lmdb.Error:
-        return False
 
 
 def required_bytes(rows: int, settings: Settings) -> int:
@@ -277,7 +243,7 @@ def build(
     }
     atomic.sweep(out.parent)  # puts back a dataset that a killed run had moved aside
     check_out(out, [csv, *([ferplus_csv] if ferplus_csv else [])])
-    if not force and up_to_date(out, fingerprint):
+    if not force and complete(out, fingerprint):
         return None
     try:
         with atomic.replacing_folder(out) as tmp:
@@ -381,12 +347,10 @@ def _build_into(
             "format": FORMAT_VERSION,
         },
         "outputs": {p.name: _size(p) for p in sorted(tmp.iterdir())},
-        "files": {name: (tmp / name).stat().st_size for name in checked},
         "timings": {**timings, "total_s": round(time.time() - started, 1)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(tmp, manifest, checked)
 
 
 def _size(path: Path) -> int:

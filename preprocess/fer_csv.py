@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlib.classes import FER2013
+
 HEADER = "emotion,pixels,Usage"
 SIDE = 48
-CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+CLASSES = FER2013
 SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
@@ -140,12 +142,3 @@ def read_rows(path: Path) -> tuple[Iterator[Row | BadRow], HashingReader]:
             raise NotFer2013Error(f"{path}: cannot read past line {line_number}: {error}") from error
 
     return rows(), reader
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of the file's bytes as stored (compressed if it is a .gz)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlib.classes import FERPLUS
 from preprocess.fer_csv import NotFer2013Error
 
 HEADER = [
@@ -31,7 +32,7 @@ HEADER = [
     "unknown",
     "NF",
 ]
-CLASSES = ("Neutral", "Happy", "Surprise", "Sad", "Angry", "Disgust", "Fear", "Contempt")
+CLASSES = FERPLUS
 
 
 def majority(votes: np.ndarray) -> int | str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from caffe.proto import caffe_pb2
 
-from preprocess import caffe_proto
+from ferlib import caffe_proto
 
 
 @pytest.mark.parametrize("label", [0, 6, 300])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from preprocess.faces import TEMPLATES, Face, FaceDetector, align, central_face, similarity_transform
-from preprocess.mtcnn_cascade import pyramid_scales
+from ferlib.faces import TEMPLATES, Face, FaceDetector, align, central_face, similarity_transform
+from ferlib.mtcnn_cascade import pyramid_scales
 from reference_images import lfw_face, reference_images
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_reference.json").read_text())["faces"]
@@ -175,7 +175,7 @@ def test_similarity_transform_recovers_a_known_transform() -> None:
 
 
 def test_central_face_prefers_large_and_central() -> None:
-    from preprocess.faces import Face
+    from ferlib.faces import Face
 
     points = ((0.0, 0.0),) * 5
     corner = Face((0.0, 0.0, 30.0, 30.0), 0.99, points)

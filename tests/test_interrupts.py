@@ -15,11 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from hostile import command, one_error_line, tree
 from skimage import data
 
+from ferlib.dataset import complete as up_to_date
+from hostile import command, one_error_line, tree
 from predict.outputs import OUTPUT_MARK
-from preprocess.build import up_to_date
 from reference_images import lfw_face
 
 PHOTO = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)

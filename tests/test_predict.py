@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from skimage import data
 
+from ferlib.classifier import Classifier
+from ferlib.faces import TEMPLATES
+from ferlib.model_folder import ModelError, ModelFiles
 from predict.__main__ import main
-from predict.classifier import Classifier, ModelError, ModelFiles
 from predict.recognizer import DEFAULT_MODEL, Recognizer
-from preprocess.faces import TEMPLATES
 from reference_images import lfw_face
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,7 @@ def test_image_json_and_annotated_copy(model: Path, photo: Path, capsys: pytest.
 
 
 def test_the_face_is_classified_as_preprocessing_aligns_it(model: Path, photo: Path) -> None:
-    from preprocess.faces import align, to_gray
+    from ferlib.faces import align, to_gray
 
     image = cv2.imread(str(photo))
     recognizer = Recognizer(model)
@@ -108,7 +109,7 @@ def make_ensemble(model: Path, tmp_path: Path) -> Path:
 def test_an_ensemble_averages_its_members_each_aligning_as_it_was_trained(
     model: Path, photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from preprocess.faces import align, to_gray
+    from ferlib.faces import align, to_gray
 
     ensemble = make_ensemble(model, tmp_path)
     with pytest.raises(ModelError, match="an ensemble"):

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hostile import call, one_error_line, tree
 from skimage import data
 
+from ferlib.model_folder import model_members
+from hostile import call, one_error_line, tree
 from predict.__main__ import main
-from predict.classifier import model_members
 from predict.outputs import OUTPUT_MARK
 from predict.recognizer import DEFAULT_MODEL
 from reference_images import lfw_face

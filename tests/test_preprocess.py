@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from caffe.proto import caffe_pb2
 
+from ferlib.lmdb_io import read_lmdb
 from preprocess import build as build_module
 from preprocess.__main__ import main
 from preprocess.build import Settings, build, lmdb_order
-from preprocess.lmdb_io import read_lmdb
 from reference_images import lfw_face
 
 USAGES = ["Training"] * 21 + ["PublicTest"] * 7 + ["PrivateTest"] * 7

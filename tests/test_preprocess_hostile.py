@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile import call, one_error_line, tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ferlib.dataset import complete as up_to_date
+from ferlib.lmdb_io import read_lmdb
+from hostile import call, one_error_line, tree
 from preprocess.__main__ import main
-from preprocess.build import up_to_date
 from preprocess.fer_csv import SIDE, BadRow, parse_line
 from preprocess.ferplus import HEADER as FERPLUS_HEADER
-from preprocess.lmdb_io import read_lmdb
 from reference_images import lfw_face
 
 USAGES = ["Training"] * 14 + ["PublicTest"] * 7 + ["PrivateTest"] * 7

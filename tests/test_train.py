@@ -4,6 +4,7 @@ evaluation of a model whose answers are known, and the Caffe log parser."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,12 +14,12 @@ from pathlib import Path
 import caffe
 import numpy as np
 import pytest
-from conftest import synthetic_images
 from google.protobuf import text_format
 
-from preprocess import caffe_proto
-from preprocess.fer_csv import file_sha256
-from preprocess.lmdb_io import write_lmdb
+from conftest import synthetic_images
+from ferlib import caffe_proto
+from ferlib.dataset import file_sha256
+from ferlib.lmdb_io import write_lmdb
 from train import caffe_log
 from train.evaluate import evaluate
 from train.run import ROOT, TrainError, caffe_pb2, train, write_net, write_solver
@@ -258,7 +259,7 @@ def known_model(folder: Path, mean: float) -> Path:
 def test_evaluation_of_a_model_with_known_answers(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", val_count=40)
     model = known_model(tmp_path / "model", 50.0)
-    from preprocess.lmdb_io import read_lmdb
+    from ferlib.lmdb_io import read_lmdb
 
     keys, images, labels = read_lmdb(data / "test_lmdb")
     crops = images[:, 0, 1:7, 1:7].astype(float)
@@ -370,62 +371,84 @@ def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str) -
 
 
 def test_alignment_json_follows_the_preprocessing_settings() -> None:
-    from preprocess.faces import TEMPLATES
-    from train.ship import alignment
+    from ferlib.dataset import template
+    from ferlib.faces import TEMPLATES
+    from ferlib.model_folder import alignment_spec
 
     arcface = TEMPLATES["arcface"].tolist()
-    assert alignment({"settings": {"align": True, "template": "arcface"}}) == {
-        "template": "arcface",
-        "points_48": arcface,
-    }
+    assert template({"settings": {"align": True, "template": "arcface"}}) == "arcface"
+    assert alignment_spec("arcface") == {"template": "arcface", "points_48": arcface, "format": 1}
     old = {"settings": {"align": True, "template": "preprocess.faces.TEMPLATE_48"}}  # before named templates
-    assert alignment(old) == {"template": "arcface", "points_48": arcface}
+    assert template(old) == "arcface"
     plain = {"settings": {"align": False, "template": "fer2013"}}
-    assert alignment(plain) == {"template": None, "points_48": None}
+    assert template(plain) is None and alignment_spec(None) == {"template": None, "points_48": None, "format": 1}
 
 
-def test_an_ensemble_keeps_the_group_and_tta_best_on_publictest(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from predict.classifier import TTA_VIEWS, Classifier, ModelFiles
+def half_model(folder: Path, rows: range) -> Path:
+    """known_model's rule ('right' when the right half is brighter) seen through some rows of
+    the 6x6 crop only: each such member sees part of the evidence."""
+    model = known_model(folder, 50.0)
+    weight = np.zeros((2, 36), np.float32)
+    weight[0, [c + 6 * r for r in rows for c in range(3)]] = 0.05
+    weight[1, [c + 6 * r for r in rows for c in range(3, 6)]] = 0.05
+    layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
+    (model / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
+    (model / "alignment.json").write_text('{"template": "fer2013"}')
+    return model
+
+
+def faint_dataset(folder: Path, count: int = 600) -> Path:
+    """8x8 noise with a faint brighter half (the label): no few rows tell it reliably."""
+    make_dataset(folder, val_count=8)
+    rng = np.random.default_rng(7)
+    for split in ("val", "test"):
+        labels = rng.integers(0, 2, count)
+        images = rng.integers(0, 100, (count, 8, 8))
+        for image, label in zip(images, labels):
+            image[:, 4 * label : 4 * label + 4] += 12
+        shutil.rmtree(folder / f"{split}_lmdb")
+        records = ((f"{i:08d}_{i:05d}", im.astype(np.uint8), lab) for i, (im, lab) in enumerate(zip(images, labels)))
+        write_lmdb(folder / f"{split}_lmdb", records)
+    manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": True, "template": "fer2013"}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_an_ensemble_of_complementary_members_wins_on_publictest(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from predict.recognizer import Recognizer
     from train.ensemble import main as ensemble_main
-    from train.evaluate import load_split
 
-    data = make_dataset(tmp_path / "data", val_count=40)
-    manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": True, "template": "fer2013"}}
-    (data / "manifest.json").write_text(json.dumps(manifest))
-    first = known_model(tmp_path / "first", 50.0)
-    models = [first]
-    for seed, name in ((3, "second"), (4, "third")):  # random weights: weaker and different members
-        model = known_model(tmp_path / name, 50.0)
-        weight = np.random.default_rng(seed).normal(0, 0.05, (2, 36)).astype(np.float32)
-        layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
-        (model / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
-        models.append(model)
-    for model in models:
-        (model / "alignment.json").write_text('{"template": "fer2013"}')
+    data = faint_dataset(tmp_path / "data")
+    top, bottom = half_model(tmp_path / "top", range(3)), half_model(tmp_path / "bottom", range(3, 6))
+    first = top
+    noise = known_model(tmp_path / "noise", 50.0)  # random weights: a member that only hurts
+    weight = np.random.default_rng(3).normal(0, 0.05, (2, 36)).astype(np.float32)
+    (noise / "known.caffemodel").write_bytes(
+        caffe_proto.net_weights("tiny", {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])})
+    )
+    (noise / "alignment.json").write_text('{"template": "fer2013"}')
+    models = [top, bottom, noise]
     members = [arg for model in models for arg in ("--member", f"{model}={data}")]
     assert ensemble_main([*members, "--name", "best", "--models", str(tmp_path / "models")]) == 0
     target = tmp_path / "models/best"
     report = json.loads((target / "report.json").read_text())
-    splits = {key: load_split(data, key) for key in ("val", "test")}
-    views = [
-        {k: Classifier(ModelFiles.from_dir(m)).view_probabilities(s["faces"]) for k, s in splits.items()}
-        for m in models
-    ]
-
-    def accuracy(group: tuple[int, ...], mode: str, key: str) -> float:
-        average = np.mean([views[i][key][: TTA_VIEWS[mode]].mean(axis=0) for i in group], axis=0)
-        return float(np.mean(average.argmax(axis=1) == splits[key]["labels"]))
-
-    choices = [(g, mode) for g in ((0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)) for mode in TTA_VIEWS]
-    group, tta = max(choices, key=lambda c: (accuracy(*c, "val"), -len(c[0]), -TTA_VIEWS[c[1]]))
-    names = ["../../first", "../../second", "../../third"]
-    assert report["members"] == [names[i] for i in group] and report["tta"] == tta
-    assert report["splits"]["test"]["accuracy"] == pytest.approx(accuracy(group, tta, "test"))
+    singles = {
+        row["members"][0]: row["tta_table"]["none"]["val"]
+        for row in report["group_tta_tables"]
+        if len(row["members"]) == 1
+    }
+    # each half sees part of the evidence; their average sees all of it and is chosen, without
+    # the mirror views (which swap left and right) and without the noise member
+    assert report["members"] == ["../../top", "../../bottom"] and report["tta"] == "none"
+    assert report["tta_table"]["none"]["val"] > max(singles.values()) + 0.03
     assert len(report["group_tta_tables"]) == 7
-    assert json.loads((target / "ensemble.json").read_text()) == {"members": report["members"], "tta": tta}
-    assert f"| **{' + '.join(report['members'])}** | **{tta}** |" in (target / "README.md").read_text()
-    assert len(Recognizer(target, detect=False).members) == len(group)
+    assert json.loads((target / "ensemble.json").read_text()) == {
+        "members": report["members"],
+        "tta": "none",
+        "format": 1,
+    }
+    assert "| **../../top + ../../bottom** | **none** |" in (target / "README.md").read_text()
+    assert len(Recognizer(target, detect=False).members) == 2
     capsys.readouterr()
     (first / "alignment.json").write_text('{"template": "arcface"}')
     assert ensemble_main([*members, "--name", "mixed", "--models", str(tmp_path / "models")]) == 2

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ferlib import cli
+from ferlib.runs import run_name
 from train.run import TrainError, train
 
 EPILOG = """\
@@ -51,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    start = f"-from-{args.weights.stem}" if args.weights else ""
-    run = args.run or f"{Path(args.net).name}-e{args.epochs:g}{start}"
+    run = args.run or run_name(args.net, args.epochs, args.weights)
     try:
         info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights)
     except TrainError as error:

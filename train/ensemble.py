@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ferlib import atomic, cli
-from predict.classifier import TTA_MODES, TTA_VIEWS, Classifier, ModelError, ModelFiles, tta_average
-from preprocess.faces import manifest_template
+from ferlib.classifier import Classifier, tta_average
+from ferlib.dataset import SPLIT_NAMES, DatasetError, dataset_template, load_split
+from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
-from train.evaluate import SPLIT_NAMES, headline, load_split, per_class_markdown, split_report, tta_table
+from train.evaluate import headline, per_class_markdown, split_report, tta_table
 
 
 def parse_member(text: str) -> tuple[Path, Path]:
@@ -39,8 +40,7 @@ def parse_member(text: str) -> tuple[Path, Path]:
 
 def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
     """Refuse a dataset aligned differently from the member's training data."""
-    manifest = data / "manifest.json"
-    template = manifest_template(json.loads(manifest.read_text())) if manifest.exists() else None
+    template = dataset_template(data)
     if template != files.alignment_template():
         raise ModelError(
             f"{folder} was trained on faces aligned with {files.template!r} (alignment.json), "
@@ -108,7 +108,7 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     with atomic.replacing_folder(target) as folder:  # beside target, so member paths relative to it still hold
-        (folder / "ensemble.json").write_text(json.dumps({"members": chosen, "tta": tta}, indent=1) + "\n")
+        write_ensemble(folder, chosen, tta)
         plots.confusion_png(
             counts["test"],
             labels,
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("an ensemble needs two or more --member")
     try:
         report = ensemble(args.member, args.models / args.name, args.backend)
-    except (ModelError, FileNotFoundError) as error:
+    except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"ensemble, TTA {report['tta']}: {headline(report)}; wrote {args.models / args.name}")

@@ -5,7 +5,6 @@ accuracy of the same weights with each test-time augmentation (none, mirror, ten
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -15,34 +14,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ferlib import atomic, cli
-from predict.classifier import CLASSES, TTA_MODES, Classifier, ModelError, ModelFiles, tta_average
-from preprocess.lmdb_io import read_lmdb
+from ferlib.classifier import Classifier, tta_average
+from ferlib.dataset import SPLIT_NAMES, DatasetError, classes, load_split
+from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
-
-SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
-
-
-def load_split(data: Path, split: str) -> dict:
-    """Faces, labels and per-image facts (face found, copy of a training image) of one split."""
-    if not (data / f"{split}_lmdb").is_dir():
-        raise FileNotFoundError(f"{data} lacks {split}_lmdb: run 'make preprocess' first")
-    keys, images, labels = read_lmdb(data / f"{split}_lmdb")
-    facts = {}
-    index = data / "index.csv"
-    if index.exists():
-        with open(index) as handle:
-            facts = {row["key"]: row for row in csv.DictReader(handle) if row["split"] == split}
-    found = np.array([facts.get(k, {}).get("face_found") == "1" for k in keys])
-    copies = np.array([facts.get(k, {}).get("copy_of_train") == "1" for k in keys])
-    return {
-        "keys": keys,
-        "faces": images[:, 0],
-        "labels": labels,
-        "found": found,
-        "copies": copies,
-        "has_index": bool(facts),
-    }
 
 
 def split_report(probabilities: np.ndarray, split: dict, labels: tuple[str, ...]) -> tuple[dict, np.ndarray]:
@@ -100,13 +76,6 @@ def headline(report: dict) -> str:
     return f"PublicTest {splits['val']['accuracy']:.4f}, PrivateTest {splits['test']['accuracy']:.4f}"
 
 
-def dataset_labels(data: Path) -> tuple[str, ...]:
-    """The class names the dataset was made with (FER2013's seven without a manifest)."""
-    manifest = data / "manifest.json"
-    classes = json.loads(manifest.read_text()).get("classes") if manifest.exists() else None
-    return tuple(classes) if classes else CLASSES
-
-
 def select_snapshot(
     run: Path, mean: Path, val: dict, tta: str, backend: str, test: dict | None = None
 ) -> tuple[Path, list[dict]]:
@@ -117,9 +86,7 @@ def select_snapshot(
         raise ModelError(f"{run}: no snapshots/*.caffemodel yet")
     candidates = []
     for weights in tqdm(snapshots, desc="scoring each snapshot", unit=" snapshots", file=sys.stderr):
-        classifier = Classifier(
-            ModelFiles(run / "deploy.prototxt", weights, mean, dataset_labels(mean.parent)), backend
-        )
+        classifier = Classifier(ModelFiles(run / "deploy.prototxt", weights, mean, classes(mean.parent)), backend)
         candidate = {"snapshot": weights.name, "iteration": snapshot_iteration(weights)}
         for key, split in (("val", val), ("test", test)):
             if split is not None:
@@ -204,7 +171,7 @@ def evaluate(
         weights, candidates = select_snapshot(
             run, data / "mean.npy", val, tta, backend, test=test if test_curve else None
         )
-        files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy", dataset_labels(data))
+        files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy", classes(data))
         selection = f"snapshot {weights.name}, the best of {len(candidates)} on PublicTest"
     else:
         files = ModelFiles.from_dir(model)
@@ -287,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (args.run or args.model) / ("eval" if args.tta == "none" else f"eval-{args.tta}")
     try:
         report = evaluate(data, out, args.tta, args.backend, run=args.run, model=args.model, test_curve=args.test_curve)
-    except (ModelError, FileNotFoundError) as error:
+    except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{headline(report)} ({report['selection']}); report in {out}")

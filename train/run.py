@@ -17,10 +17,9 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from ferlib import atomic
-from predict.classifier import ModelError, read_alignment
-from preprocess.faces import manifest_template
-from preprocess.fer_csv import file_sha256
-from preprocess.lmdb_io import lmdb_size
+from ferlib.dataset import DatasetError, file_sha256, template, training_manifest
+from ferlib.lmdb_io import lmdb_size
+from ferlib.model_folder import ModelError, read_alignment
 from train.caffe_log import CaffeLog, parse, snapshot_iteration
 from train.schedule import Schedule, exact_test_batch
 
@@ -42,16 +41,10 @@ def caffe_pb2():
 
 def check_data(data: Path) -> dict:
     """The preprocessing manifest of a complete dataset folder, or TrainError saying what is missing."""
-    manifest = data / "manifest.json"
-    missing = [
-        p.name for p in (manifest, data / "train_lmdb", data / "val_lmdb", data / "mean.binaryproto") if not p.exists()
-    ]
-    if missing:
-        raise TrainError(
-            f"{data} is not a complete preprocessed dataset (missing: {', '.join(missing)}); "
-            "run 'make preprocess FER2013=path/to/fer2013.csv' first"
-        )
-    return json.loads(manifest.read_text())
+    try:
+        return training_manifest(data)
+    except DatasetError as error:
+        raise TrainError(str(error)) from error
 
 
 def net_dir(net: str) -> Path:
@@ -135,7 +128,7 @@ def check_weights(weights: Path, manifest: dict) -> dict:
         raise TrainError(f"no weights file {weights} (expected a .caffemodel, e.g. models/<name>/<name>.caffemodel)")
     alignment = weights.parent / "alignment.json"
     if alignment.exists():
-        data_template = manifest_template(manifest)
+        data_template = template(manifest)
         try:
             model_template = read_alignment(alignment)
         except ModelError as error:

@@ -18,8 +18,10 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from ferlib import atomic, cli
-from predict.classifier import CLASSES
-from preprocess.faces import DEFAULT_TEMPLATE, TEMPLATES, manifest_template
+from ferlib.classes import FER2013
+from ferlib.dataset import read_manifest, template
+from ferlib.faces import DEFAULT_TEMPLATE
+from ferlib.model_folder import write_model
 from train.caffe_log import parse
 from train.evaluate import peak_on_test, peak_sentence, per_class_markdown, tta_markdown
 from train.run import caffe_pb2
@@ -57,12 +59,6 @@ def recipe(run: Path) -> dict:
     }
 
 
-def alignment(manifest: dict) -> dict:
-    """alignment.json: the template preprocessing aligned the faces with; null for unaligned crops."""
-    template = manifest_template(manifest)
-    return {"template": template, "points_48": TEMPLATES[template].tolist() if template else None}
-
-
 def share(subset: dict) -> str:
     """A subset's accuracy, or a dash for an empty subset (no accuracy to give)."""
     return f"{subset['accuracy']:.4f}" if subset.get("accuracy") is not None else "-"
@@ -77,9 +73,9 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         ([f"--tta {report['tta']}"] if report["tta"] != "none" else []) + (["--test-curve"] if peak else [])
     )
     evaluate_args = f' ARGS="{evaluate_args}"' if evaluate_args else ""
-    faces, template = manifest["faces"], alignment(manifest)["template"]
-    preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(template, f' ARGS="--template {template}"')
-    aligned_onto = f"onto the `{template}` template" if template else "skipped (`--no-align`: plain crops)"
+    faces, aligned = manifest["faces"], template(manifest)
+    preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(aligned, f' ARGS="--template {aligned}"')
+    aligned_onto = f"onto the `{aligned}` template" if aligned else "skipped (`--no-align`: plain crops)"
     start = info.get("weights")
     weights = f" WEIGHTS={start['path']}" if start else ""
     lines = [
@@ -103,7 +99,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "## Data",
         f"- FER2013 (`fer2013.csv`, sha256 `{manifest['input']['csv_sha256']}`): "
         f"{manifest['counts']['train']['total']} Training / {manifest['counts']['val']['total']} PublicTest / "
-        f"{manifest['counts']['test']['total']} PrivateTest images, {len(manifest.get('classes', CLASSES))} classes "
+        f"{manifest['counts']['test']['total']} PrivateTest images, {len(manifest.get('classes', FER2013))} classes "
         f"({manifest.get('labels', 'fer2013')} labels).",
         f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48 "
         f"{aligned_onto} (`alignment.json`); "
@@ -165,18 +161,17 @@ def ship(run: Path, name: str, models: Path) -> Path:
     report = json.loads(report_path.read_text())
     info = json.loads((run / "run.json").read_text())
     data = Path(info["data"]["dir"])
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = read_manifest(data) or {}
     seconds = training_seconds((run / "caffe.log").read_text())
     target = models / name
     with atomic.replacing_folder(target) as folder:  # the old model stays whole until the new one is
-        shutil.copy(report["model"], folder / f"{name}.caffemodel")
-        shutil.copy(run / "deploy.prototxt", folder / "deploy.prototxt")
-        shutil.copy(data / "mean.npy", folder / "mean.npy")
+        labels = tuple(manifest.get("classes", FER2013))
+        write_model(
+            folder, name, Path(report["model"]), run / "deploy.prototxt", data / "mean.npy", labels, template(manifest)
+        )
         every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
         for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
             shutil.copy(evaluation / picture, folder / picture)
-        (folder / "labels.json").write_text(json.dumps(manifest.get("classes", list(CLASSES))) + "\n")
-        (folder / "alignment.json").write_text(json.dumps(alignment(manifest)) + "\n")
         (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds))
     return target
 

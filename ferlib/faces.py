@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from preprocess import mtcnn_nets
-from preprocess.mtcnn_cascade import Cascade, normalize
+from ferlib import mtcnn_nets
+from ferlib.mtcnn_cascade import Cascade, normalize
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -38,15 +38,6 @@ TEMPLATES = {
     ),
 }
 DEFAULT_TEMPLATE = "fer2013"
-
-
-def manifest_template(manifest: dict) -> str | None:
-    """The template a dataset's faces were aligned with, from its manifest.json; None for
-    unaligned crops. Manifests from before named templates say "preprocess.faces.TEMPLATE_48",
-    which was arcface."""
-    settings = manifest.get("settings", {})
-    template = settings.get("template")
-    return {"preprocess.faces.TEMPLATE_48": "arcface"}.get(template, template) if settings.get("align") else None
 
 
 PAD_FRACTION = 0.25  # replicate-padding on each side of a face crop before detection
@@ -113,8 +104,7 @@ class FaceDetector:
     ):
         if min_face_size <= 0:
             raise ValueError(f"min_face_size must be positive, got {min_face_size}")
-        runner = {"opencv": mtcnn_nets.OpenCVNet, "caffe": mtcnn_nets.CaffeNet}[backend]
-        self.cascade = Cascade(runner("pnet"), runner("rnet"), runner("onet"))
+        self.cascade = Cascade(*(mtcnn_nets.load(net, backend) for net in ("pnet", "rnet", "onet")))
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.max_side = max_side

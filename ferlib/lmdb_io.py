@@ -8,7 +8,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
-from preprocess import caffe_proto
+from ferlib import caffe_proto
 
 MAP_SIZE = 1 << 40  # address space only; the file grows with what is written
 

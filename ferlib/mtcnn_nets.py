@@ -9,14 +9,13 @@ by prototxt/mtcnn/{pnet,rnet,onet}.prototxt with OpenCV's DNN module (default) o
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
-import cv2
 import joblib
 import numpy as np
 
-from preprocess import caffe_proto
+from ferlib import caffe_proto
+from ferlib.nets import Net
 
 PROTOTXT_DIR = Path(__file__).resolve().parent.parent / "prototxt" / "mtcnn"
 
@@ -93,38 +92,7 @@ def caffemodel(net: str) -> bytes:
     return caffe_proto.net_weights(net, layers)
 
 
-class OpenCVNet:
-    """One MTCNN net run by OpenCV's DNN module (needs no Caffe build)."""
-
-    def __init__(self, net: str):
-        prototxt = (PROTOTXT_DIR / f"{net}.prototxt").read_bytes()
-        self._net = cv2.dnn.readNetFromCaffe(
-            np.frombuffer(prototxt, np.uint8), np.frombuffer(caffemodel(net), np.uint8)
-        )
-        self._outputs = OUTPUTS[net]
-
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Forward a float32 NCHW batch; returns the net's outputs in OUTPUTS order."""
-        self._net.setInput(batch)
-        return list(self._net.forward(self._outputs))
-
-
-class CaffeNet:
-    """One MTCNN net run by pycaffe (the second backend; needs the Caffe build)."""
-
-    def __init__(self, net: str):
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import caffe
-
-        self._net = caffe.Net(str(PROTOTXT_DIR / f"{net}.prototxt"), caffe.TEST)
-        for name, blobs in caffe_weights(net).items():
-            for param, blob in zip(self._net.params[name], blobs):
-                param.data[...] = blob.reshape(param.data.shape)
-        self._outputs = OUTPUTS[net]
-
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Forward a float32 NCHW batch; returns the net's outputs in OUTPUTS order."""
-        self._net.blobs["data"].reshape(*batch.shape)
-        self._net.reshape()
-        out = self._net.forward(data=batch)
-        return [out[name].copy() for name in self._outputs]
+def load(net: str, backend: str = "opencv") -> Net:
+    """One MTCNN net ('pnet', 'rnet', 'onet'), by either backend."""
+    prototxt = (PROTOTXT_DIR / f"{net}.prototxt").read_bytes()
+    return Net(prototxt, caffemodel(net), OUTPUTS[net], backend, f"MTCNN {net}")

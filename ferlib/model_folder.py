@@ -1,35 +1,36 @@
-"""Expression probabilities for aligned 48x48 gray faces, from a trained Caffe model.
+"""The model-folder format: the only code that reads or writes a model's files.
 
-The input is prepared exactly as Caffe's TEST data layer prepares it in training: the
-training mean (48x48) is subtracted and the centre crop_size x crop_size is taken. Two
-backends run the same deploy.prototxt + .caffemodel: OpenCV's DNN module (default, no Caffe
-build needed) and pycaffe.
+A model folder holds deploy.prototxt (an Input layer, then the net up to a Softmax "prob"),
+exactly one .caffemodel, mean.npy (the training mean, (1, H, W)), labels.json (the class
+names in output order; FER2013's seven when absent) and alignment.json ({"template": name or
+null, "points_48": [...], "format": 1}: how the training faces were aligned). An ensemble
+folder holds ensemble.json instead ({"members": [folder, ...], "tta": mode, "format": 1},
+member folders relative to it). Folders without "format" are format 1.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ferlib import cvio
-from preprocess.faces import TEMPLATES
-from preprocess.fer_csv import CLASSES
+from ferlib.classes import FER2013
+from ferlib.faces import TEMPLATES
 
-# Test-time augmentation: how many of Classifier.views() each mode averages over.
+FORMAT_VERSION = 1
+# Test-time augmentations a model can ask for, and how many views each averages.
 TTA_VIEWS = {"none": 1, "mirror": 2, "ten": 10}
 TTA_MODES = tuple(TTA_VIEWS)
 
 
-def tta_average(views: np.ndarray, tta: str) -> np.ndarray:
-    """Class probabilities under a test-time augmentation: the mean of the first views of
-    Classifier.view_probabilities' (views, N, classes)."""
-    return views[: TTA_VIEWS[tta]].mean(axis=0)
+def _check_format(path: Path, spec: dict) -> None:
+    version = spec.get("format", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(f"{path}: format {version!r} is newer than this code reads ({FORMAT_VERSION}); update it")
 
 
 class ModelError(Exception):
@@ -39,9 +40,11 @@ class ModelError(Exception):
 def read_alignment(path: Path) -> str | None:
     """The template name in an alignment.json ({"template": name or null}), or ModelError."""
     try:
-        template = json.loads(path.read_text())["template"]
+        spec = json.loads(path.read_text())
+        template = spec["template"]
     except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise ModelError(f'{path}: expected {{"template": name or null}} ({error!r})') from error
+    _check_format(path, spec)
     if template is not None and (not isinstance(template, str) or template not in TEMPLATES):
         raise ModelError(f"{path}: unknown template {template!r}, expected one of {', '.join(TEMPLATES)}")
     return template
@@ -70,7 +73,7 @@ class ModelFiles:
     deploy: Path
     weights: Path
     mean: Path
-    labels: tuple[str, ...] = CLASSES
+    labels: tuple[str, ...] = FER2013
     template: str | None = None  # the alignment template of the training faces; None: unaligned crops
     alignment_known: bool = False  # whether the folder says how its training faces were aligned
 
@@ -107,7 +110,7 @@ class ModelFiles:
         ]
         if missing:
             raise ModelError(f"{folder}: model folder lacks {', '.join(missing)}")
-        labels = read_labels(folder / "labels.json") if (folder / "labels.json").is_file() else CLASSES
+        labels = read_labels(folder / "labels.json") if (folder / "labels.json").is_file() else FER2013
         alignment = folder / "alignment.json"
         template = read_alignment(alignment) if alignment.is_file() else None
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
@@ -125,6 +128,7 @@ def model_members(folder: Path) -> tuple[list[Path], str]:
         members, tta = spec["members"], spec.get("tta", "none")
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
         raise ModelError(f'{manifest}: expected {{"members": [model folder, ...], "tta": mode}} ({error!r})') from error
+    _check_format(manifest, spec)
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise ModelError(f"{manifest}: members must be a non-empty list of model folders")
     if tta not in TTA_MODES:
@@ -157,99 +161,29 @@ def read_mean(path: Path, crop: int) -> np.ndarray:
     return mean.astype(np.float32).reshape(mean.shape[-2:])
 
 
-def caffe_net(files: ModelFiles) -> object:
-    """The net in pycaffe, or ModelError when pycaffe is not built or cannot read the files."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    try:
-        import caffe
-    except ImportError as error:
-        raise ModelError(
-            f"--backend caffe: pycaffe is not installed ({error}); run 'make install', or use --backend opencv"
-        ) from error
-    caffe.set_mode_cpu()
-    try:  # Caffe aborts the process on a file it cannot parse: let OpenCV's reader refuse those first
-        cv2.dnn.readNetFromCaffe(str(files.deploy), str(files.weights))
-    except cv2.error as error:
-        raise ModelError(f"{files.weights}: not a readable Caffe model ({str(error).strip()[-120:]})") from error
-    try:
-        return caffe.Net(str(files.deploy), caffe.TEST, weights=str(files.weights))
-    except (RuntimeError, ValueError) as error:
-        raise ModelError(f"{files.weights}: pycaffe cannot read the model ({error})") from error
+def alignment_spec(template: str | None) -> dict:
+    """alignment.json's content for faces aligned with template (None: unaligned crops)."""
+    return {"template": template, "points_48": TEMPLATES[template].tolist() if template else None, "format": 1}
 
 
-class Classifier:
-    """probabilities(faces) for aligned faces, (N, 48, 48) uint8 -> (N, classes) float32."""
+def write_model(
+    folder: Path,
+    name: str,
+    weights: Path,
+    deploy: Path,
+    mean: Path,
+    labels: tuple[str, ...],
+    template: str | None,
+) -> None:
+    """The files predict reads, into folder (a new folder being built; see ferlib.atomic)."""
+    shutil.copy(weights, folder / f"{name}.caffemodel")
+    shutil.copy(deploy, folder / "deploy.prototxt")
+    shutil.copy(mean, folder / "mean.npy")
+    (folder / "labels.json").write_text(json.dumps(list(labels)) + "\n")
+    (folder / "alignment.json").write_text(json.dumps(alignment_spec(template)) + "\n")
 
-    def __init__(self, files: ModelFiles, backend: str = "opencv"):
-        self.files = files
-        self.labels = files.labels
-        self.crop = crop_size(files.deploy)
-        self.mean = read_mean(files.mean, self.crop)
-        if backend == "opencv":
-            try:
-                with cvio.readable(files.deploy) as deploy, cvio.readable(files.weights) as weights:
-                    self._net = cv2.dnn.readNetFromCaffe(deploy, weights)
-            except cv2.error as error:
-                raise ModelError(
-                    f"{files.weights}: OpenCV cannot read the model ({str(error).strip()[-120:]})"
-                ) from error
-            self._forward = self._forward_opencv
-        elif backend == "caffe":
-            self._net = caffe_net(files)
-            self._forward = self._forward_caffe
-        else:
-            raise ValueError(f"unknown backend {backend!r}: opencv or caffe")
-        self._check_outputs()
 
-    def _check_outputs(self) -> None:
-        """A forward pass on a blank face: the weights fit the net, and the net has one output per label."""
-        try:
-            out = self._forward(np.zeros((1, 1, self.crop, self.crop), np.float32))
-        except (cv2.error, RuntimeError, ValueError) as error:
-            raise ModelError(f"{self.files.weights}: the net cannot run ({str(error).strip()[-120:]})") from error
-        if out.shape[1] != len(self.labels):
-            raise ModelError(
-                f"{self.files.deploy.parent}: the net has {out.shape[1]} outputs but {len(self.labels)} labels "
-                f"({', '.join(self.labels)})"
-            )
-
-    def prepare(self, faces: np.ndarray, mirror: bool = False, offset: tuple[int, int] | None = None) -> np.ndarray:
-        """Mean-subtracted crops (N, 1, crop, crop) float32, centred unless offset (y, x) is given."""
-        side = faces.shape[-1]
-        y, x = offset if offset is not None else ((side - self.crop) // 2,) * 2
-        data = faces.astype(np.float32) - self.mean
-        data = data[:, y : y + self.crop, x : x + self.crop]
-        if mirror:
-            data = data[:, :, ::-1]
-        return np.ascontiguousarray(data[:, None])
-
-    def views(self) -> list[tuple[bool, tuple[int, int] | None]]:
-        """The ten test-time views as (mirror, offset): the centre crop, its mirror, then the
-        four corner crops each plain and mirrored."""
-        far = self.mean.shape[-1] - self.crop
-        corners = [(m, corner) for corner in ((0, 0), (0, far), (far, 0), (far, far)) for m in (False, True)]
-        return [(False, None), (True, None), *corners]
-
-    def view_probabilities(self, faces: np.ndarray, count: int = 10, batch: int = 256) -> np.ndarray:
-        """Class probabilities of the first count views: (count, N, classes)."""
-        faces = np.asarray(faces, dtype=np.uint8).reshape(-1, *self.mean.shape)
-        views = self.views()[:count]
-        out = [
-            np.stack([self._forward(self.prepare(faces[start : start + batch], m, o)) for m, o in views])
-            for start in range(0, len(faces), batch)
-        ]
-        return np.concatenate(out, axis=1) if out else np.zeros((len(views), 0, len(self.labels)), np.float32)
-
-    def probabilities(self, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
-        """Class probabilities; tta "mirror" averages with the flipped face, "ten" over the
-        four corner and centre crops and their mirrors."""
-        return tta_average(self.view_probabilities(faces, TTA_VIEWS[tta], batch), tta)
-
-    def _forward_opencv(self, data: np.ndarray) -> np.ndarray:
-        self._net.setInput(data)
-        return self._net.forward().reshape(len(data), -1).copy()
-
-    def _forward_caffe(self, data: np.ndarray) -> np.ndarray:
-        self._net.blobs["data"].reshape(*data.shape)
-        self._net.reshape()
-        return self._net.forward(data=data)["prob"].reshape(len(data), -1).copy()
+def write_ensemble(folder: Path, members: list[str], tta: str) -> None:
+    """ensemble.json into folder: members relative to the ensemble's final place, and its TTA."""
+    spec = {"members": members, "tta": tta, "format": FORMAT_VERSION}
+    (folder / "ensemble.json").write_text(json.dumps(spec, indent=1) + "\n")
