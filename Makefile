@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship ensemble
+.PHONY: help install install-predict caffe test test-fast lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship ensemble
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,14 +44,20 @@ predict: install-predict ## predict on IMG=path (an image, a folder or a video);
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path/to/photo.jpg [ARGS='--top-k 2']"; exit 2; }
 	$(PY) -m predict $(IMG) $(ARGS)
 
-test: install ## build or reuse Caffe, then run the test suite
-	$(PY) -m pytest -q
-
-lint: $(VENV)/.all-deps ## ruff
+test-fast: $(VENV)/.all-deps ## lint, the import contract and every test that needs no Caffe build (about a minute)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -m "not caffe"
+
+test: test-fast install ## test-fast, then build or reuse Caffe and run the tests that need it
+	$(PY) -m pytest -q -m caffe
+
+lint: $(VENV)/.all-deps ## ruff and the import contract (stages import ferlib, never each other)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 FERPLUS ?= $(dir $(FER2013))fer2013new.csv
-preprocess: install ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DATA=out dir, LABELS=ferplus)
+preprocess: $(VENV)/.all-deps ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DATA=out dir, LABELS=ferplus)
 	$(PY) -m preprocess $(FER2013) --out $(DATA) $(if $(filter ferplus,$(LABELS)),--ferplus $(FERPLUS)) $(ARGS)
 
 NET ?= fer_reference
@@ -62,13 +68,13 @@ RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS))  # the run's na
 train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start
 	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(ARGS)
 
-evaluate: install ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
+evaluate: $(VENV)/.all-deps ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
 	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)
 
 bench-faces: install-predict ## benchmark detection + alignment (and the detection rate on FER2013)
 	$(PY) bench/faces_speed.py --fer2013 $(FER2013)
 
-bench-preprocess: install ## benchmark the whole make preprocess on FER2013
+bench-preprocess: $(VENV)/.all-deps ## benchmark the whole make preprocess on FER2013
 	$(PY) bench/preprocess_speed.py --fer2013 $(FER2013)
 
 bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory
@@ -83,6 +89,6 @@ ship: install ## copy the evaluated RUNS/RUN into models/NAME with its model car
 	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME)
 
 ENSEMBLE ?= fer2013_ensemble
-ensemble: install ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE
+ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE
 	@test -n "$(MEMBERS)" || { echo 'usage: make ensemble MEMBERS="models/a=data/fer2013 models/b=data/fer2013-arcface"'; exit 2; }
 	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE)

@@ -35,6 +35,23 @@ def synthetic_lmdb(tmp_path: Path) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use pycaffe or the caffe tool are marked `caffe`: make test-fast leaves them
+    out (-m "not caffe"), make test runs them after the build."""
+    for item in items:
+        if {"pycaffe", "caffe_tool"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.caffe)
+
+
+@pytest.fixture(scope="session")
+def pycaffe() -> object:
+    """The built pycaffe module (make install links it into .venv)."""
+    import caffe
+
+    caffe.set_mode_cpu()
+    return caffe
+
+
 @pytest.fixture(scope="session")
 def caffe_tool() -> str:
     """The caffe command-line tool that `make install` links into .venv/bin."""

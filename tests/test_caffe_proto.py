@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from caffe.proto import caffe_pb2
 
 from ferlib import caffe_proto
+
+caffe_pb2 = pytest.importorskip("caffe.proto.caffe_pb2")  # the built Caffe is the reference
+pytestmark = pytest.mark.caffe
 
 
 @pytest.mark.parametrize("label", [0, 6, 300])

@@ -36,7 +36,7 @@ def xyxy(box: tuple[float, float, float, float]) -> tuple[float, float, float, f
     return x, y, x + w, y + h
 
 
-@pytest.mark.parametrize("backend", ["opencv", "caffe"])
+@pytest.mark.parametrize("backend", ["opencv", pytest.param("caffe", marks=pytest.mark.caffe)])
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_agrees_with_recorded_mtcnn(name: str, backend: str) -> None:
     detector = FaceDetector(backend=backend)

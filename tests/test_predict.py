@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import caffe
 import cv2
 import numpy as np
 import pytest
@@ -18,29 +17,15 @@ from ferlib.model_folder import ModelError, ModelFiles
 from predict.__main__ import main
 from predict.recognizer import DEFAULT_MODEL, Recognizer
 from reference_images import lfw_face
+from tiny_models import face_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference net's deploy.prototxt with random weights and sensible BatchNorm statistics."""
-    folder = tmp_path_factory.mktemp("model")
-    shutil.copy(ROOT / "prototxt/fer_reference/deploy.prototxt", folder)
-    caffe.set_random_seed(5)
-    net = caffe.Net(str(folder / "deploy.prototxt"), caffe.TEST)
-    faces = np.stack([lfw_face(i, 48)[3:45, 3:45] for i in range(64)]).astype(np.float32)[:, None] - 120
-    net.blobs["data"].reshape(*faces.shape)
-    net.blobs["data"].data[...] = faces
-    for conv in ("conv1", "conv2", "conv3"):  # BatchNorm statistics of these faces, layer by layer
-        net.forward(end=conv)
-        values = net.blobs[conv].data
-        bn = net.params[f"{conv}/bn"]
-        bn[0].data[...], bn[1].data[...], bn[2].data[...] = values.mean(axis=(0, 2, 3)), values.var(axis=(0, 2, 3)), 1
-    net.save(str(folder / "random.caffemodel"))
-    np.save(folder / "mean.npy", np.full((1, 48, 48), 120, np.float32))
-    (folder / "alignment.json").write_text('{"template": "fer2013"}')
-    return folder
+    """A small net with random weights and BatchNorm statistics of real faces (no Caffe needed)."""
+    return face_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture
@@ -50,15 +35,15 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
-def test_opencv_and_caffe_backends_give_the_same_probabilities(model: Path) -> None:
+def test_opencv_and_caffe_backends_give_the_same_probabilities(model: Path, pycaffe: object) -> None:
     faces = np.stack([lfw_face(i, 48) for i in range(32)])
     files = ModelFiles.from_dir(model)
     for tta in ("none", "ten"):
         opencv = Classifier(files, "opencv").probabilities(faces, tta=tta)
-        pycaffe = Classifier(files, "caffe").probabilities(faces, tta=tta)
+        by_caffe = Classifier(files, "caffe").probabilities(faces, tta=tta)
         assert opencv.shape == (32, 7)
         assert np.allclose(opencv.sum(axis=1), 1, atol=1e-5)
-        assert np.abs(opencv - pycaffe).max() < 1e-4
+        assert np.abs(opencv - by_caffe).max() < 1e-4
         assert opencv.std(axis=0).max() > 0.02  # the faces do get different answers
 
 
@@ -66,7 +51,7 @@ def test_the_classifier_prepares_faces_as_caffes_test_phase(model: Path) -> None
     classifier = Classifier(ModelFiles.from_dir(model))
     faces = np.stack([lfw_face(i, 48) for i in range(2)])
     data_blob = classifier.prepare(faces)
-    assert data_blob.shape == (2, 1, 42, 42)
+    assert data_blob.shape == (2, 1, 42, 42)  # the tiny net reads 42x42 crops, as the reference net
     assert np.array_equal(data_blob[:, 0], faces[:, 3:45, 3:45].astype(np.float32) - 120)
 
 

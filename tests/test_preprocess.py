@@ -8,11 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import caffe
 import cv2
 import numpy as np
 import pytest
-from caffe.proto import caffe_pb2
 
 from ferlib.lmdb_io import read_lmdb
 from preprocess import build as build_module
@@ -139,6 +137,8 @@ def test_gz_input_gives_the_same_output(tmp_path: Path, built: tuple) -> None:
 
 
 def test_mean_matches_numpy_and_caffes_compute_image_mean(built: tuple, caffe_tool: str, tmp_path: Path) -> None:
+    from caffe.proto import caffe_pb2
+
     _, out, _, _ = built
     _, images, _ = read_lmdb(out / "train_lmdb")
     mean = np.load(out / "mean.npy")
@@ -156,7 +156,7 @@ def test_mean_matches_numpy_and_caffes_compute_image_mean(built: tuple, caffe_to
     assert (tmp_path / "caffe_mean.binaryproto").read_bytes() == (out / "mean.binaryproto").read_bytes()
 
 
-def test_a_caffe_data_layer_reads_the_lmdb_with_the_mean_file(built: tuple, tmp_path: Path) -> None:
+def test_a_caffe_data_layer_reads_the_lmdb_with_the_mean_file(built: tuple, tmp_path: Path, pycaffe: object) -> None:
     _, out, _, _ = built
     net_file = tmp_path / "net.prototxt"
     net_file.write_text(f"""
@@ -166,7 +166,7 @@ layer {{ name: "data" type: "Data" top: "data" top: "label"
 layer {{ name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param {{ num_output: 7 }} }}
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }}
 """)
-    net = caffe.Net(str(net_file), caffe.TEST)
+    net = pycaffe.Net(str(net_file), pycaffe.TEST)
     net.forward()
     _, images, labels = read_lmdb(out / "val_lmdb")
     mean = np.load(out / "mean.npy")

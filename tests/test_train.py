@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import caffe
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -94,7 +93,7 @@ def test_test_batch_covers_the_validation_set_exactly(size: int) -> None:
     assert not any(size % d == 0 for d in range(batch + 1, min(size, 100) + 1))
 
 
-def test_written_solver_and_net_follow_the_data(tmp_path: Path) -> None:
+def test_written_solver_and_net_follow_the_data(tmp_path: Path, pycaffe: object) -> None:
     data = make_dataset(tmp_path / "data", val_count=30)
     pb2 = caffe_pb2()
     batch = write_net(ROOT / "prototxt/fer_reference/train_val.prototxt", tmp_path / "tv.prototxt", data, 15)
@@ -213,7 +212,9 @@ def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureF
 
 
 @pytest.mark.parametrize(("net_name", "logits", "hidden"), [("fer_reference", "fc3", "fc1"), ("fer_vgg", "fc6", "fc5")])
-def test_deploy_computes_what_train_val_computes(tmp_path: Path, net_name: str, logits: str, hidden: str) -> None:
+def test_deploy_computes_what_train_val_computes(
+    tmp_path: Path, net_name: str, logits: str, hidden: str, pycaffe: object
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -222,9 +223,9 @@ def test_deploy_computes_what_train_val_computes(tmp_path: Path, net_name: str, 
     write_lmdb(data / "train_lmdb", ((f"{i:08d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels))))
     (data / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(images.mean(axis=0)[None].astype(np.float32)))
     write_net(ROOT / f"prototxt/{net_name}/train_val.prototxt", tmp_path / "tv.prototxt", data, 97)
-    caffe.set_random_seed(3)
-    full = caffe.Net(str(tmp_path / "tv.prototxt"), caffe.TEST)
-    deploy = caffe.Net(str(ROOT / f"prototxt/{net_name}/deploy.prototxt"), caffe.TEST)
+    pycaffe.set_random_seed(3)
+    full = pycaffe.Net(str(tmp_path / "tv.prototxt"), pycaffe.TEST)
+    deploy = pycaffe.Net(str(ROOT / f"prototxt/{net_name}/deploy.prototxt"), pycaffe.TEST)
     assert list(full.params) == list(deploy.params)
     for name, params in full.params.items():
         for i, param in enumerate(params):
@@ -357,7 +358,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
 
 
 @pytest.mark.parametrize("net_name", ["fer_reference", "fer_vgg"])
-def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str) -> None:
+def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str, pycaffe: object) -> None:
     from train.run import write_deploy
 
     data = make_dataset(tmp_path / "data")
