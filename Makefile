@@ -85,10 +85,11 @@ bench-train: install ## benchmark Caffe against PyTorch training the reference n
 	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA)) $(if $(BASELINE),--baseline $(BASELINE))
 
 NAME ?= fer2013_$(patsubst fer_%,%,$(NET))
-ship: install ## copy the evaluated RUNS/RUN into models/NAME with its model card
-	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME)
+MODELS ?= models
+ship: install ## copy the evaluated RUNS/RUN into MODELS/NAME (default models/) with its model card
+	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME) --models $(MODELS)
 
 ENSEMBLE ?= fer2013_ensemble
 ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE
 	@test -n "$(MEMBERS)" || { echo 'usage: make ensemble MEMBERS="models/a=data/fer2013 models/b=data/fer2013-arcface"'; exit 2; }
-	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE)
+	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE) --models $(MODELS)

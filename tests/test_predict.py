@@ -15,7 +15,7 @@ from ferlib.classifier import Classifier
 from ferlib.faces import TEMPLATES
 from ferlib.model_folder import ModelError, ModelFiles
 from predict.__main__ import main
-from predict.recognizer import DEFAULT_MODEL, Recognizer
+from predict.recognizer import Recognizer
 from reference_images import lfw_face
 from tiny_models import face_model
 
@@ -298,13 +298,3 @@ def test_video_mode_writes_an_annotated_video_and_json_lines(
     assert all(len(d["faces"]) == 1 for d in lines)
     out = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))  # the input's full name
     assert int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
-
-
-@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped model in models/ yet")
-def test_demo_with_the_shipped_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from predict.demo import main as demo
-
-    assert demo(tmp_path) == 0
-    faces = json.loads((tmp_path / "demo.json").read_text())["faces"]
-    assert len(faces) == 1 and faces[0]["label"] in Recognizer(DEFAULT_MODEL).labels
-    assert (tmp_path / "demo.png").stat().st_size > 10000

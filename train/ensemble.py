@@ -87,9 +87,9 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
         for group in groups(len(members))
     }
     tables = {group: tta_table(average, splits) for group, average in averages.items()}
-    group, tta = max(
+    group, tta = min(
         ((group, mode) for group in tables for mode in TTA_MODES),
-        key=lambda choice: (tables[choice[0]][choice[1]]["val"], -len(choice[0]), -TTA_VIEWS[choice[1]]),
+        key=lambda choice: rank(tables[choice[0]][choice[1]]["val"], len(choice[0]), choice[1]),
     )
     reports, counts = {}, {}
     for key, split in splits.items():
@@ -120,6 +120,21 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
     return report
 
 
+TOP = 10  # candidates listed on the card
+
+
+def rank(public_test: float, members: int, tta: str) -> tuple[float, int, int]:
+    """How candidates are ordered, best first: PublicTest accuracy, then fewer members, then
+    fewer views (PrivateTest plays no part)."""
+    return -public_test, members, TTA_VIEWS[tta]
+
+
+def ranked(group_tables: list[dict]) -> list[tuple[list[str], str, dict]]:
+    """(members, TTA, row) of every candidate in report.json's group_tta_tables, best first."""
+    rows = [(group["members"], mode, row) for group in group_tables for mode, row in group["tta_table"].items()]
+    return sorted(rows, key=lambda r: rank(r[2]["val"], len(r[0]), r[1]))
+
+
 def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     """The ensemble's model card, in Markdown."""
     test, val = report["splits"]["test"], report["splits"]["val"]
@@ -148,13 +163,14 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     ):
         if key in test:
             lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
-    lines += ["", "## Single models and groups, by test-time augmentation", ""]
+    rows = ranked(report["group_tta_tables"])
+    lines += ["", f"## The {min(TOP, len(rows))} best of {len(rows)} candidates on PublicTest", ""]
     lines += ["| models | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
-    for models, table in ((group["members"], group["tta_table"]) for group in report["group_tta_tables"]):
-        chosen = models == report["members"]
-        for mode, row in table.items():
-            cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
-            lines.append(f"| **{cells.replace(' | ', '** | **')}** |" if chosen and mode == tta else f"| {cells} |")
+    for models, mode, row in rows[:TOP]:
+        cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
+        chosen = models == report["members"] and mode == tta
+        lines.append(f"| **{cells.replace(' | ', '** | **')}** |" if chosen else f"| {cells} |")
+    lines += ["", "Every candidate (each single model and group with each TTA) is in `report.json`."]
     member_args = " ".join(f"--member {folder}={data}" for folder, data in members)
     lines += [
         "",
