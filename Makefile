@@ -15,18 +15,19 @@ DATA ?= data/fer2013
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.predict-deps: requirements-predict.txt requirements-nodeps.txt
+$(VENV)/.predict-deps: requirements-predict.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-predict.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.all-deps: requirements.txt $(VENV)/.predict-deps
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-install-predict: $(VENV)/.predict-deps ## .venv with what prediction needs (no Caffe build)
+install-predict: $(VENV)/.predict-deps ## .venv with what prediction needs (no Caffe build); from predict import Recognizer works anywhere
 
 caffe: $(VENV)/.all-deps ## build Caffe (CPU, pycaffe) into the cache, or reuse it; link it into .venv
 	@prefix=$$(scripts/build_caffe.sh $(abspath $(PY))) && \
@@ -63,10 +64,10 @@ preprocess: $(VENV)/.all-deps ## FER2013 csv -> aligned LMDBs + mean (FER2013=cs
 NET ?= fer_reference
 EPOCHS ?= 150
 RUNS ?= runs
-RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS))  # the run's name, made in one place
+RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS) $(if $(SEED),SEED=$(SEED)))  # the run's name, made in one place
 
-train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start
-	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(ARGS)
+train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start; SEED=n
+	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(SEED),--seed $(SEED)) $(ARGS)
 
 evaluate: $(VENV)/.all-deps ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
 	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)
@@ -80,9 +81,9 @@ bench-preprocess: $(VENV)/.all-deps ## benchmark the whole make preprocess on FE
 bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory
 	$(PY) bench/predict_speed.py $(if $(MODEL),--model $(MODEL))
 
-bench-train: install ## benchmark Caffe against PyTorch training the reference net (installs torch)
+bench-train: install ## training speed of both nets: Caffe's oneDNN engine, its CAFFE engine and PyTorch (installs torch)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA)) $(if $(BASELINE),--baseline $(BASELINE))
+	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA))
 
 NAME ?= fer2013_$(patsubst fer_%,%,$(NET))
 MODELS ?= models

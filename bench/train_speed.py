@@ -1,14 +1,18 @@
-"""Training speed of the reference net, Caffe against PyTorch on the same CPU.
+"""Training speed of both shipped nets: Caffe with the oneDNN engine, Caffe with the CAFFE
+engine, and PyTorch on the same net, side by side on this CPU.
 
-    python bench/train_speed.py [--data data/fer2013]
+    python bench/train_speed.py [--data data/fer2013] [--nets fer_vgg ...] [--threads 1 2]
 
-Both run the reference FaceEmotionNet (prototxt/fer_reference) on one fixed random batch of
-64 x 1x42x42:
-real SGD steps (forward, backward, momentum + weight-decay update), after a warm-up, the
-median of several timed runs, with 1 and 2 threads (each measurement in a fresh process,
-since thread counts are fixed when the libraries load). With --data, Caffe is also timed
-on the real LMDB input (mirror + random crop + mean), as make train runs it. Writes
-bench/results/train_speed.json. PyTorch is only needed here: pip install torch==2.13.0.
+Each figure is real SGD steps (forward, backward, momentum + weight-decay update) of batch 64
+on one fixed random input, the median of RUNS runs of STEPS steps after WARMUP steps, in a
+fresh process with the given thread count (thread pools are fixed when libraries load).
+The engines run from one build: CAFFE_ENGINE=CAFFE makes the CAFFE engine the default. With
+--data, Caffe is also timed on the real LMDB input (mirror + random crop + mean), as make
+train runs it. The configurations are measured in turn, ROUNDS times, and every ratio is the
+median of its per-round ratios (this shared machine drifts by more than the differences
+measured). Also recorded: each process's peak memory, the CPU model, its vector
+instruction set, and the kernels oneDNN picked. Writes bench/results/train_speed.json.
+PyTorch is only needed here (make bench-train installs torch==2.13.0).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,11 +33,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BATCH, STEPS, RUNS, WARMUP = 64, 20, 5, 5
-# Fixed random input, set once through pycaffe, as PyTorch gets one fixed tensor.
-FIXED_INPUT = """layer { name: "data" type: "Input" top: "data" top: "label"
-  input_param { shape { dim: 64 dim: 1 dim: 42 dim: 42 } shape { dim: 64 } } }
-"""
+BATCH, STEPS, RUNS, WARMUP = 64, 10, 5, 5
+ROUNDS = 3  # every configuration measured in turn, ROUNDS times: ratios are medians over rounds
+NETS = ("fer_reference", "fer_vgg")
+CROP = {"fer_reference": 42, "fer_vgg": 44}
 
 
 def median_step_seconds(step) -> float:
@@ -48,8 +52,12 @@ def median_step_seconds(step) -> float:
     return statistics.median(runs)
 
 
-def caffe_worker(data: Path | None) -> float:
-    """Seconds per SGD step of the reference net in Caffe (fixed input, or the LMDB of data)."""
+def peak_rss_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
+
+
+def caffe_worker(net_name: str, data: Path | None) -> float:
+    """Seconds per SGD step of a net in Caffe (fixed input, or the LMDB of data)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     import caffe
     from google.protobuf import text_format
@@ -58,14 +66,19 @@ def caffe_worker(data: Path | None) -> float:
 
     caffe.set_mode_cpu()
     tmp = Path(tempfile.mkdtemp())
-    source = ROOT / "prototxt/fer_reference/train_val.prototxt"
+    source = ROOT / f"prototxt/{net_name}/train_val.prototxt"
     if data is not None:
         write_net(source, tmp / "net.prototxt", data, 97)
     else:
+        side = CROP[net_name]
+        fixed = (
+            f'layer {{ name: "data" type: "Input" top: "data" top: "label" '
+            f"input_param {{ shape {{ dim: {BATCH} dim: 1 dim: {side} dim: {side} }} shape {{ dim: {BATCH} }} }} }}"
+        )
         net = text_format.Parse(source.read_text(), caffe.proto.caffe_pb2.NetParameter())
         layers = [layer for layer in net.layer if layer.type != "Data" and layer.name != "accuracy"]
         del net.layer[:]
-        net.layer.extend(text_format.Parse(FIXED_INPUT, caffe.proto.caffe_pb2.NetParameter()).layer)
+        net.layer.extend(text_format.Parse(fixed, caffe.proto.caffe_pb2.NetParameter()).layer)
         net.layer.extend(layers)
         (tmp / "net.prototxt").write_text(text_format.MessageToString(net))
     (tmp / "solver.prototxt").write_text(
@@ -80,34 +93,48 @@ def caffe_worker(data: Path | None) -> float:
     return median_step_seconds(lambda: solver.step(1))
 
 
-def torch_worker() -> float:
+def torch_net(net_name: str):
+    """The same net in PyTorch (Caffe's ceil-mode pooling, BatchNorm + Scale = affine BatchNorm)."""
+    from torch import nn
+
+    if net_name == "fer_reference":
+
+        def block(cin: int, cout: int, kernel: int, pad: int) -> list:
+            return [
+                nn.Conv2d(cin, cout, kernel, padding=pad),
+                nn.BatchNorm2d(cout, affine=False),
+                nn.ReLU(),
+                nn.MaxPool2d(3, 2, ceil_mode=True),
+            ]
+
+        return nn.Sequential(
+            *block(1, 32, 5, 2), *block(32, 32, 4, 1), *block(32, 64, 5, 2), nn.Flatten(),
+            nn.Linear(64 * 5 * 5, 2048), nn.ReLU(), nn.Dropout(0.4),
+            nn.Linear(2048, 1024), nn.ReLU(), nn.Dropout(0.4), nn.Linear(1024, 7),
+        )  # fmt: skip
+
+    def conv(cin: int, cout: int) -> list:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    def pool() -> nn.Module:
+        return nn.MaxPool2d(2, 2, ceil_mode=True)
+
+    return nn.Sequential(
+        *conv(1, 32), pool(), *conv(32, 64), *conv(64, 64), pool(), *conv(64, 128), *conv(128, 128), pool(),
+        *conv(128, 256), pool(), nn.Flatten(), nn.Linear(256 * 3 * 3, 1024), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(1024, 7),
+    )  # fmt: skip
+
+
+def torch_worker(net_name: str) -> float:
     """Seconds per SGD step of the same net in PyTorch."""
     import torch
     from torch import nn
 
-    def block(cin: int, cout: int, kernel: int, pad: int) -> list[nn.Module]:
-        return [
-            nn.Conv2d(cin, cout, kernel, padding=pad),
-            nn.BatchNorm2d(cout, affine=False),
-            nn.ReLU(),
-            nn.MaxPool2d(3, 2, ceil_mode=True),
-        ]
-
-    net = nn.Sequential(
-        *block(1, 32, 5, 2),
-        *block(32, 32, 4, 1),
-        *block(32, 64, 5, 2),
-        nn.Flatten(),
-        nn.Linear(64 * 5 * 5, 2048),
-        nn.ReLU(),
-        nn.Dropout(0.4),
-        nn.Linear(2048, 1024),
-        nn.ReLU(),
-        nn.Dropout(0.4),
-        nn.Linear(1024, 7),
-    )
+    net = torch_net(net_name)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    images, labels = torch.randn(BATCH, 1, 42, 42) * 50, torch.full((BATCH,), 3)
+    side = CROP[net_name]
+    images, labels = torch.randn(BATCH, 1, side, side) * 50, torch.randint(0, 7, (BATCH,))
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
@@ -118,88 +145,121 @@ def torch_worker() -> float:
     return median_step_seconds(step)
 
 
-def caffe_build_folder() -> str:
-    """The cached Caffe build that the project's .venv imports."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    import caffe
-
-    return str(Path(caffe.__file__).resolve().parents[3])
-
-
-def measure(kind: str, threads: int, data: Path | None = None, caffe_build: Path | None = None) -> float:
-    """Run one worker in a fresh process with the given thread count (and another Caffe build's
-    pycaffe first on the path, for a before/after comparison)."""
-    env = {
+def measure(kind: str, net: str, threads: int, data: Path | None = None, env: dict | None = None) -> dict:
+    """One worker in a fresh process: images/s and peak memory."""
+    environment = {
         **os.environ,
-        **({"PYTHONPATH": str(caffe_build / "src" / "python")} if caffe_build else {}),
+        **(env or {}),
         "OMP_NUM_THREADS": str(threads),
         "OPENBLAS_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
-    command = [sys.executable, __file__, "--worker", kind, "--threads", str(threads)]
+    command = [sys.executable, __file__, "--worker", kind, "--net", net, "--threads", str(threads)]
     if data is not None:
         command += ["--data", str(data)]
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+    out = subprocess.run(command, env=environment, capture_output=True, text=True, check=True).stdout
+    seconds, rss = (float(v) for v in out.strip().splitlines()[-1].split())
+    return {
+        "images_per_s": round(BATCH / seconds, 1),
+        "ms_per_step": round(1000 * seconds, 1),
+        "peak_rss_mb": round(rss),
+    }
+
+
+def rounds(net: str, threads: int, data: Path | None, with_torch: bool) -> dict:
+    """ROUNDS rounds of every configuration one after the other; each ratio is the median of
+    its per-round ratios, since this shared machine drifts between rounds by more than the
+    differences measured (the first round's figures are kept as the row's examples)."""
+    configurations = {"dnnl": {}, "caffe_engine": {"env": {"CAFFE_ENGINE": "CAFFE"}}}
+    if with_torch:
+        configurations["torch"] = {"kind": "torch"}
+    if data is not None:
+        configurations["dnnl_lmdb"] = {"data": data}
+    measured = [
+        {
+            name: measure(how.get("kind", "caffe"), net, threads, how.get("data"), how.get("env"))
+            for name, how in configurations.items()
+        }
+        for _ in range(ROUNDS)
+    ]
+    row = dict(measured[0])
+    for name in configurations:
+        row[f"{name}_images_per_s_rounds"] = [m[name]["images_per_s"] for m in measured]
+
+    def ratio(a: str, b: str) -> float:
+        return round(statistics.median(m[a]["images_per_s"] / m[b]["images_per_s"] for m in measured), 2)
+
+    row["dnnl_over_caffe_engine"] = ratio("dnnl", "caffe_engine")
+    if with_torch:
+        row["dnnl_over_torch"] = ratio("dnnl", "torch")
+        row["caffe_engine_over_torch"] = ratio("caffe_engine", "torch")
+    if data is not None:
+        row["lmdb_over_fixed"] = ratio("dnnl_lmdb", "dnnl")
+    return row
+
+
+def vector_isa() -> str:
+    """The widest vector instruction set the CPU reports."""
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
+    return next(
+        (name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")) if flag in flags), "SSE"
+    )
+
+
+def onednn_kernels(net: str) -> list[str]:
+    """The implementations oneDNN picks for the net's convolutions (ONEDNN_VERBOSE)."""
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
+    script = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv = ['x'];"
+        f"from bench.train_speed import caffe_worker, median_step_seconds; import bench.train_speed as b;"
+        f"b.WARMUP, b.RUNS, b.STEPS = 1, 1, 1; caffe_worker({net!r}, None)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True).stdout
+    return sorted({line.split(",")[4] for line in out.splitlines() if ",exec,cpu,convolution," in line})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="a preprocessed dataset, to time Caffe on its real LMDB too")
-    parser.add_argument(
-        "--baseline", type=Path, help="another cached Caffe build (for example the unpatched one) to time as well"
-    )
+    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--worker", choices=("caffe", "torch"), help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--net", choices=NETS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         if args.worker == "torch":
             import torch
 
-            torch.set_num_threads(args.threads)
-        print(caffe_worker(args.data) if args.worker == "caffe" else torch_worker())
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        seconds = caffe_worker(args.net, args.data) if args.worker == "caffe" else torch_worker(args.net)
+        print(seconds, peak_rss_mb())
         return
     from bench.common import write_results
 
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
     results: dict = {
-        "caffe_build": caffe_build_folder(),
-        "baseline_build": str(args.baseline) if args.baseline else None,
-        "net": "prototxt/fer_reference (FaceEmotionNet)",
+        "vector_isa": vector_isa(),
+        "torch": torch_version,
         "batch": BATCH,
         "steps_per_run": STEPS,
         "runs": RUNS,
         "warmup_steps": WARMUP,
+        "rounds": ROUNDS,
+        "nets": {},
     }
-    try:
-        import torch
-
-        results["torch"] = torch.__version__
-    except ImportError:
-        results["torch"] = None
-    train_images = 28709
-    for threads in (1, 2):
-        caffe_s = measure("caffe", threads)
-        row = {"caffe_ms_per_step": round(1000 * caffe_s, 1), "caffe_images_per_s": round(BATCH / caffe_s)}
-        if results["torch"]:
-            torch_s = measure("torch", threads)
-            row.update(
-                {
-                    "torch_ms_per_step": round(1000 * torch_s, 1),
-                    "torch_images_per_s": round(BATCH / torch_s),
-                    "caffe_over_torch": round(torch_s / caffe_s, 2),
-                }
-            )
-        if args.data is not None:
-            lmdb_s = measure("caffe", threads, args.data)
-            row["caffe_lmdb_images_per_s"] = round(BATCH / lmdb_s)
-            row["projected_150_epochs_hours"] = round(150 * train_images / (BATCH / lmdb_s) / 3600, 2)
-        if args.baseline is not None:
-            baseline_s = measure("caffe", threads, caffe_build=args.baseline)
-            row["baseline_caffe_images_per_s"] = round(BATCH / baseline_s)
-            if results["torch"]:
-                row["baseline_caffe_over_torch"] = round(torch_s / baseline_s, 2)
-        results[f"threads_{threads}"] = row
-        print(json.dumps({f"threads_{threads}": row}), file=sys.stderr)
+    print(f"CPU vector instruction set: {results['vector_isa']}", file=sys.stderr)
+    for net in args.nets:
+        rows = {"onednn_convolutions": onednn_kernels(net)}
+        for threads in args.threads:
+            row = rounds(net, threads, args.data, torch_version is not None)
+            rows[f"threads_{threads}"] = row
+            print(json.dumps({net: {f"threads_{threads}": row}}), file=sys.stderr)
+        results["nets"][net] = rows
     write_results("train_speed", results)
 
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def run_name(net: str, epochs: float, weights: Path | None = None) -> str:
-    """<net>-e<epochs>, plus -from-<weights file name> for a warm start."""
+def run_name(net: str, epochs: float, weights: Path | None = None, seed: int | None = None) -> str:
+    """<net>-e<epochs>, plus -from-<weights file name> for a warm start and -seed<n> for a
+    seed of the user's."""
     start = f"-from-{Path(weights).stem}" if weights else ""
-    return f"{Path(net).name}-e{epochs:g}{start}"
+    seeded = f"-seed{seed}" if seed is not None else ""
+    return f"{Path(net).name}-e{epochs:g}{start}{seeded}"
 
 
-if __name__ == "__main__":  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS]
+if __name__ == "__main__":  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n]
     import sys
 
-    print(run_name(sys.argv[1], float(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None))
+    given = sys.argv[3:]
+    seeds = [int(a.removeprefix("SEED=")) for a in given if a.startswith("SEED=")]
+    weights = [a for a in given if not a.startswith("SEED=")]
+    print(run_name(sys.argv[1], float(sys.argv[2]), Path(weights[0]) if weights else None, seeds[0] if seeds else None))

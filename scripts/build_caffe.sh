@@ -15,7 +15,7 @@ set -euo pipefail
 CAFFE_VERSION=1.0.0+git20180821.99bd997-8   # Debian bullseye's caffe: BVLC master 2018-08-21 + Debian patches
 APT_PACKAGES="dpkg-dev cmake libboost-system-dev libboost-thread-dev libboost-filesystem-dev
   libboost-python-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev
-  liblmdb-dev libleveldb-dev libsnappy-dev libopenblas-dev libopenblas-openmp-dev libopencv-dev"
+  liblmdb-dev libleveldb-dev libsnappy-dev libopenblas-dev libopenblas-openmp-dev libopencv-dev libdnnl-dev"
 TARGETS="caffe caffe.bin pycaffe compute_image_mean"
 PATCH_DIR="$(cd "$(dirname "$0")" && pwd)/caffe-patches"
 
@@ -37,12 +37,19 @@ print(sys._base_executable)')
 { read -r py_version; read -r py_include; read -r py_library; read -r py_base; } <<<"$py_info"
 
 # OpenMP runs the images of a batch in parallel (patch 0002); OpenBLAS's OpenMP build shares
-# that thread pool (its pthread build would fight it for the two cores).
+# that thread pool (its pthread build would fight it for the two cores), and so does oneDNN
+# (Debian's libdnnl uses OpenMP). The oneDNN engine (patch 0003) is the CPU default;
+# FER_CAFFE_ENGINE=caffe builds without it (a build of its own: the options are in the key).
+# Either way a net can pick a layer's engine (engine: CAFFE / DNNL), and CAFFE_ENGINE=CAFFE
+# in the environment makes CAFFE the default at run time.
+USE_DNNL=ON
+[ "${FER_CAFFE_ENGINE:-dnnl}" = caffe ] && USE_DNNL=OFF
 OPENBLAS_OPENMP=/usr/lib/x86_64-linux-gnu/openblas-openmp
 CMAKE_OPTIONS="-DCPU_ONLY=ON -DUSE_CUDNN=OFF -DBLAS=Open -DBUILD_python=ON -DBUILD_python_layer=ON
   -Dpython_version=3 -DBUILD_docs=OFF -DBUILD_matlab=OFF -DUSE_OPENCV=ON -DUSE_LMDB=ON
   -DUSE_LEVELDB=ON -DCMAKE_BUILD_TYPE=Release -DUSE_OPENMP=ON
-  -DOpenBLAS_INCLUDE_DIR=/usr/include/x86_64-linux-gnu/openblas-openmp -DOpenBLAS_LIB=$OPENBLAS_OPENMP/libopenblas.so"
+  -DOpenBLAS_INCLUDE_DIR=/usr/include/x86_64-linux-gnu/openblas-openmp -DOpenBLAS_LIB=$OPENBLAS_OPENMP/libopenblas.so
+  -DUSE_DNNL=$USE_DNNL"
 
 key=$( { echo "$CAFFE_VERSION"; echo "$CMAKE_OPTIONS"; echo "$TARGETS"; echo "python $py_version";
          cat "$PATCH_DIR"/*.patch; } | sha256sum | cut -c1-12)

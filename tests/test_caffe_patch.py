@@ -1,6 +1,7 @@
-"""The batch-parallel CPU layers (scripts/caffe-patches/0002) compute what Caffe's layers
-compute: outputs and gradients against NumPy references, and finite differences in the
-style of Caffe's gradient checker, on random inputs with more images than threads."""
+"""Convolution, max pooling and ReLU of both CPU engines (CAFFE: the batch-parallel layers of
+scripts/caffe-patches/0002; DNNL: the oneDNN layers of 0003) compute what Caffe's layers
+compute: outputs and gradients against NumPy references, and finite differences in the style
+of Caffe's gradient checker, on random inputs with more images than threads."""
 
 from __future__ import annotations
 
@@ -8,64 +9,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from caffe_nets import finite_difference_check, one_layer_net, run
 from numpy.lib.stride_tricks import sliding_window_view
 
 RNG = np.random.default_rng(11)
-
 caffe = pytest.importorskip("caffe")  # make test-fast runs without the build; conftest insists on it in make test
 pytestmark = pytest.mark.caffe
+ENGINES = ["CAFFE", "DNNL"]  # patch 0002's batch-parallel layers, and patch 0003's oneDNN ones
 
 
-def one_layer_net(tmp_path: Path, shape: tuple[int, ...], layer: str) -> caffe.Net:
-    """A net of an Input layer and the given layer (bottom "data", top "out"), with backward."""
-    path = tmp_path / "net.prototxt"
-    dims = " ".join(f"dim: {d}" for d in shape)
-    path.write_text(
-        f'force_backward: true\nlayer {{ name: "data" type: "Input" top: "data" '
-        f"input_param {{ shape {{ {dims} }} }} }}\n{layer}\n"
-    )
-    caffe.set_mode_cpu()
-    return caffe.Net(str(path), caffe.TRAIN)
-
-
-def run(net: caffe.Net, x: np.ndarray, top_diff_seed: int = 0) -> np.ndarray:
-    """Forward x, then backward a random top gradient; returns that top gradient."""
-    net.blobs["data"].data[...] = x
-    net.forward()
-    top_diff = np.random.default_rng(top_diff_seed).normal(size=net.blobs["out"].data.shape).astype(np.float32)
-    net.blobs["out"].diff[...] = top_diff
-    for params in net.params.values():
-        for param in params:
-            param.diff[...] = 0
-    net.backward()
-    return top_diff
-
-
-def finite_difference_check(net: caffe.Net, x: np.ndarray, top_diff: np.ndarray, picks: int = 12) -> None:
-    """d(sum(top * top_diff))/dx at a few random inputs, numerically, against Caffe's backward."""
-    analytic = net.blobs["data"].diff.copy()
-    step = 1e-2
-    for flat in RNG.choice(x.size, picks, replace=False):
-        values = []
-        for sign in (1, -1):
-            shifted = x.copy()
-            shifted.flat[flat] += sign * step
-            net.blobs["data"].data[...] = shifted
-            net.forward()
-            values.append(float(np.sum(net.blobs["out"].data.astype(np.float64) * top_diff)))
-        numeric = (values[0] - values[1]) / (2 * step)
-        assert numeric == pytest.approx(analytic.flat[flat], rel=2e-2, abs=2e-3)
-
-
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("kernel", "stride", "pad", "num_output"), [(5, 1, 2, 8), (4, 1, 1, 6), (3, 2, 0, 5)])
-def test_convolution_matches_numpy(tmp_path: Path, kernel: int, stride: int, pad: int, num_output: int) -> None:
+def test_convolution_matches_numpy(
+    tmp_path: Path, kernel: int, stride: int, pad: int, num_output: int, engine: str
+) -> None:
     shape = (7, 3, 11, 11)  # 7 images: uneven over the threads
     net = one_layer_net(
         tmp_path,
         shape,
         f"""layer {{ name: "conv" type: "Convolution" bottom: "data" top: "out"
   convolution_param {{ num_output: {num_output} kernel_size: {kernel} stride: {stride} pad: {pad}
-    weight_filler {{ type: "gaussian" std: 0.3 }} bias_filler {{ type: "gaussian" std: 0.3 }} }} }}""",
+    weight_filler {{ type: "gaussian" std: 0.3 }} bias_filler {{ type: "gaussian" std: 0.3 }} engine: {engine} }} }}""",
     )
     x = RNG.normal(size=shape).astype(np.float32)
     top_diff = run(net, x)
@@ -113,14 +77,15 @@ def max_pool_reference(x: np.ndarray, kernel: int, stride: int, pad: int) -> tup
     return out, argmax
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("kernel", "stride", "pad"), [(3, 2, 0), (2, 2, 0), (3, 2, 1), (3, 1, 1)])
-def test_max_pooling_matches_numpy(tmp_path: Path, kernel: int, stride: int, pad: int) -> None:
+def test_max_pooling_matches_numpy(tmp_path: Path, kernel: int, stride: int, pad: int, engine: str) -> None:
     shape = (5, 3, 10, 9)
     net = one_layer_net(
         tmp_path,
         shape,
         f"""layer {{ name: "pool" type: "Pooling" bottom: "data" top: "out"
-  pooling_param {{ pool: MAX kernel_size: {kernel} stride: {stride} pad: {pad} }} }}""",
+  pooling_param {{ pool: MAX kernel_size: {kernel} stride: {stride} pad: {pad} engine: {engine} }} }}""",
     )
     # Distinct values 0.1 apart: no two inputs tie, and the finite-difference steps never
     # change which input a window picks (no kinks).
@@ -136,14 +101,15 @@ def test_max_pooling_matches_numpy(tmp_path: Path, kernel: int, stride: int, pad
     finite_difference_check(net, x, top_diff)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("slope", [0.0, 0.1])
-def test_relu_matches_numpy(tmp_path: Path, slope: float) -> None:
+def test_relu_matches_numpy(tmp_path: Path, slope: float, engine: str) -> None:
     shape = (9, 4, 130, 130)  # large enough to be split over threads
     net = one_layer_net(
         tmp_path,
         shape,
         f"""layer {{ name: "relu" type: "ReLU" bottom: "data" top: "out"
-  relu_param {{ negative_slope: {slope} }} }}""",
+  relu_param {{ negative_slope: {slope} engine: {engine} }} }}""",
     )
     x = RNG.normal(size=shape).astype(np.float32)
     top_diff = run(net, x)

@@ -77,12 +77,12 @@ def test_a_full_stdout_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_a_folder_run_says_what_was_done(tmp_path: Path) -> None:
-    process = command("predict", str(photos(tmp_path / "in", 30)), "--out", str(tmp_path / "ann"))
+    process = command("predict", str(photos(tmp_path / "in", 120)), "--out", str(tmp_path / "ann"))
     wait_for_line(process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
-    assert "interrupted: " in err.decode() and "of 30 images done" in err.decode()
+    assert "interrupted: " in err.decode() and "of 120 images done" in err.decode()
     assert "Traceback" not in err.decode()
     assert leftovers(tmp_path / "ann") == []
 

@@ -207,7 +207,8 @@ def test_a_warm_start_refuses_missing_or_differently_aligned_weights(tmp_path: P
 def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from train.__main__ import main
 
-    assert main(["--data", str(tmp_path / "none"), "--runs", str(tmp_path)]) == 2
+    tool = sys.executable  # any program: the dataset is checked before Caffe would run
+    assert main(["--data", str(tmp_path / "none"), "--runs", str(tmp_path), "--caffe", tool]) == 2
     assert "not a complete preprocessed dataset" in capsys.readouterr().err
 
 

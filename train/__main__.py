@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         "schedule runs again from it, a warm restart; a model folder's alignment.json must match the data",
     )
     parser.add_argument(
+        "--seed",
+        type=cli.number(0, 2**31 - 1, int),
+        help="the solver's random seed (weight init, crops, mirrors, dropout; default: the net's solver.prototxt)",
+    )
+    parser.add_argument(
         "--caffe",
         default=str(Path(sys.executable).parent / "caffe"),
         help="the caffe tool (default: the one make install links into .venv/bin)",
@@ -52,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    run = args.run or run_name(args.net, args.epochs, args.weights)
+    run = args.run or run_name(args.net, args.epochs, args.weights, args.seed)
     try:
-        info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights)
+        info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights, args.seed)
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -126,3 +126,20 @@ def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, 
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
     save(figure, path)
+
+
+def loss_curves_png(series: dict[str, list[tuple[int, float]]], title: str, path: Path) -> None:
+    """Training loss against iteration for several runs, smoothed over 10 log points."""
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for name, points in series.items():
+        iterations, losses = np.array(points).T
+        window = min(10, len(losses))
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        axes.plot(iterations[window - 1 :], smooth, label=name, linewidth=1.2)
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("training loss (mean of 10 log points)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    save(figure, path)

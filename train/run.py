@@ -96,10 +96,15 @@ def write_deploy(source: Path, target: Path, classes: int) -> None:
     atomic.write_text(target, text_format.MessageToString(net))
 
 
-def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, prefix: Path) -> None:
-    """solver.prototxt with the values that follow from the data and this run's paths."""
+def write_solver(
+    source: Path, target: Path, net: Path, schedule: Schedule, prefix: Path, seed: int | None = None
+) -> int:
+    """solver.prototxt with the values that follow from the data and this run's paths (and the
+    random seed when given); returns the seed it uses."""
     pb2 = caffe_pb2()
     solver = text_format.Parse(source.read_text(), pb2.SolverParameter())
+    if seed is not None:
+        solver.random_seed = seed
     solver.net = str(net)
     solver.max_iter = schedule.max_iter
     del solver.stepvalue[:]
@@ -110,6 +115,7 @@ def write_solver(source: Path, target: Path, net: Path, schedule: Schedule, pref
     solver.snapshot = schedule.snapshot
     solver.snapshot_prefix = str(prefix)
     atomic.write_text(target, text_format.MessageToString(solver))
+    return solver.random_seed
 
 
 def newest_state(snapshots: Path) -> tuple[Path, int] | None:
@@ -141,9 +147,18 @@ def check_weights(weights: Path, manifest: dict) -> dict:
     return {"path": str(weights), "sha256": file_sha256(weights)}
 
 
-def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str, weights: Path | None = None) -> dict:
-    """Start or resume one run, from weights (a .caffemodel) instead of random ones when given;
-    returns its run.json."""
+def train(
+    net: str,
+    data: Path,
+    runs: Path,
+    run: str,
+    epochs: float,
+    caffe: str,
+    weights: Path | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
+    with the solver's random seed unless seed is given; returns its run.json."""
     folder = net_dir(net)
     net = folder.name
     manifest = check_data(data)
@@ -155,6 +170,8 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str,
         raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
     if info and (info.get("weights") or {}).get("sha256") != (start or {}).get("sha256"):
         raise TrainError(f"{run_dir} started from weights {info.get('weights')}, not {start}: choose another RUN")
+    if info and seed is not None and info.get("seed") != seed:
+        raise TrainError(f"{run_dir} runs with seed {info.get('seed')}, not {seed}: choose another RUN")
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -169,12 +186,13 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str,
         val_size=val_size,
         test_batch=exact_test_batch(val_size),
     )
-    write_solver(
+    used_seed = write_solver(
         folder / "solver.prototxt",
         run_dir / "solver.prototxt",
         run_dir / "train_val.prototxt",
         schedule,
         snapshots / net,
+        seed if seed is not None else info.get("seed"),
     )
     write_deploy(folder / "deploy.prototxt", run_dir / "deploy.prototxt", classes)
     resume = newest_state(snapshots)
@@ -198,6 +216,8 @@ def train(net: str, data: Path, runs: Path, run: str, epochs: float, caffe: str,
             "net": net,
             "run": run,
             "weights": start,
+            "seed": used_seed,
+            "engine": os.environ.get("CAFFE_ENGINE") or "DNNL (the build's default)",
             "command": " ".join(command),
             "data": {
                 "dir": str(data.resolve()),
