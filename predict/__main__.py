@@ -112,8 +112,7 @@ def predict_image(recognizer: Recognizer, path: Path, args: argparse.Namespace, 
     image = read_image(path)
     height, width = image.shape[:2]
     if args.no_detect:
-        faces = [{"box": [0, 0, width, height], **face} for face in recognizer.crops([image])]
-        return {"file": show(path), "width": width, "height": height, "faces": faces}
+        return {"file": show(path), "width": width, "height": height, "faces": recognizer.crops([image])}
     faces = recognizer.faces(image)
     doc = {"file": show(path), "width": width, "height": height, "faces": faces}
     if not faces:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ferlib.classifier import Classifier
 from ferlib.faces import FaceDetector, align, to_gray
+from predict.media import read_image
 from ferlib.model_folder import ModelError, ModelFiles, model_members
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ class Recognizer:
         if len(labels) > 1:
             raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
         tta = tta or model_tta
+        self.detect = detect
         self.labels = self.members[0][0].labels
         self.detector = FaceDetector(backend=backend, min_face_size=min_face, thresholds=(0.6, 0.7, threshold))
         self.top_k, self.tta = top_k, tta
@@ -85,9 +87,40 @@ class Recognizer:
         return [{**face.to_json(), **self.label(p)} for face, p in zip(found, probabilities)]
 
     def crops(self, images: list[np.ndarray]) -> list[dict]:
-        """--no-detect: each image is already a face crop; resized to the model's input side."""
+        """--no-detect: each image is already a face crop, resized to the model's input side;
+        its box is the whole image."""
         grays = [to_gray(image) for image in images]
         probabilities = self.average(
             lambda side, _: np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grays])
         )
-        return [self.label(p) for p in probabilities]
+        return [
+            {"box": [0, 0, gray.shape[1], gray.shape[0]], **self.label(p)} for gray, p in zip(grays, probabilities)
+        ]
+
+    def predict(self, image: np.ndarray | str | Path, color: str = "bgr") -> list[dict]:
+        """The faces of one picture, as the CLI's JSON gives them (box [x, y, width, height],
+        score, landmarks, label, label_id, probability, top_k, probabilities). image: a file
+        path, or an array whose colour order is color: "bgr" (OpenCV) or "rgb" (PIL,
+        matplotlib, scikit-image). A Recognizer made with detect=False takes face crops."""
+        picture = as_bgr_order(image, color)
+        return self.faces(picture) if self.detect else self.crops([picture])
+
+    def predict_batch(self, images: list[np.ndarray | str | Path], color: str = "bgr") -> list[list[dict]]:
+        """predict() for many pictures; face crops (detect=False) go through the net in batches."""
+        pictures = [as_bgr_order(image, color) for image in images]
+        if not self.detect:
+            return [[face] for face in self.crops(pictures)]
+        return [self.faces(picture) for picture in pictures]
+
+
+def as_bgr_order(image: np.ndarray | str | Path, color: str) -> np.ndarray:
+    """A picture as OpenCV orders its channels: read from a file, or an array converted from RGB."""
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f'color must be "bgr" or "rgb", got {color!r}')
+    if isinstance(image, (str, Path)):
+        return read_image(Path(image))
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"expected a file path or a uint8 image array, got {getattr(image, 'dtype', type(image))}")
+    if color == "rgb" and image.ndim == 3 and image.shape[2] in (3, 4):
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    return image
