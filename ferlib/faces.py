@@ -11,7 +11,7 @@ found, so the caller decides what to do and counts it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,13 +50,6 @@ class Face:
     box: tuple[float, float, float, float]
     score: float
     landmarks: tuple[tuple[float, float], ...]
-
-    def to_json(self) -> dict:
-        """Plain Python numbers, landmarks by name."""
-        out = asdict(self)
-        out["landmarks"] = dict(zip(LANDMARK_NAMES, (list(p) for p in self.landmarks)))
-        out["box"] = list(self.box)
-        return out
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

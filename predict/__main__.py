@@ -19,7 +19,8 @@ from tqdm import tqdm
 from ferlib import atomic, cli, cvio
 from ferlib.model_folder import TTA_MODES, ModelError
 from ferlib.nets import NetError
-from predict.media import IMAGE_SUFFIXES, InputError, Video, annotate, kind, read_image, show
+from predict.drawing import annotate
+from predict.media import IMAGE_SUFFIXES, InputError, Video, kind, read_image, show
 from predict.outputs import (
     UsageError,
     check_folder_out,
@@ -32,12 +33,15 @@ from predict.outputs import (
 from predict.recognizer import DEFAULT_MODEL, Recognizer
 
 EPILOG = """\
-output:
-  image   one JSON document on stdout (or CSV rows with --format csv): per face its box
-          [x, y, width, height], landmarks, detection score, label, label_id, probability,
-          top_k and all probabilities; an annotated copy in --out (a file or a folder;
-          default: out/<input's full name> beside the input), in the input's format
-  folder  one JSON line (or CSV rows) per image on stdout; annotated copies only with
+output (schema "fer-caffe/1", docs/predict.md): every JSON document names the schema and
+the model (name, sha256); per face its box [x, y, width, height] in input pixels, the
+detection score, five landmarks (left_eye is the eye on the image's left), label, label_id,
+probability, top_k and all probabilities (to 4 digits); --no-detect: the whole image is the box
+  image   one JSON document on stdout (or CSV rows with --format csv); an annotated copy in
+          --out (a file or a folder; default: out/<input's full name> beside the input), in
+          the input's format
+  folder  one JSON line (or CSV rows; a row with an empty label for an image without a
+          face) per image on stdout; annotated copies only with
           --out DIR (a new or empty folder, or one this tool wrote before); failures are
           listed at the end and the other images are still labelled
   video   one JSON line (or CSV rows) per frame (frame, time_s, faces); an annotated video
@@ -52,6 +56,7 @@ run quietly with status 0.
 """
 
 MIN_FACE = 12  # MTCNN's smallest window: a smaller --min-face only upsamples the whole image
+SCHEMA = "fer-caffe/1"  # docs/predict.md: the fields of a document and of a face
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="annotated output: a file or folder (image, video), a folder (folder)")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="stdout format (default: jsonl)")
     parser.add_argument("-r", "--recursive", action="store_true", help="folder mode: include subfolders")
+    parser.add_argument(
+        "--no-landmarks", dest="landmarks", action="store_false", help="annotated copies without the landmark dots"
+    )
     parser.add_argument(
         "--no-detect",
         action="store_true",
@@ -111,15 +119,16 @@ def predict_image(recognizer: Recognizer, path: Path, args: argparse.Namespace, 
     """One image's JSON document; writes the annotated copy when out is given."""
     image = read_image(path)
     height, width = image.shape[:2]
+    header = {"schema": SCHEMA, "model": recognizer.model, "file": show(path), "width": width, "height": height}
     if args.no_detect:
-        return {"file": show(path), "width": width, "height": height, "faces": recognizer.crops([image])}
+        return {**header, "faces": recognizer.crops([image])}
     faces = recognizer.faces(image)
-    doc = {"file": show(path), "width": width, "height": height, "faces": faces}
+    doc = {**header, "faces": faces}
     if not faces:
         print(f"{show(path)}: no face found", file=sys.stderr)
     if out is not None:
         try:
-            cvio.write_image(output_folder(out), annotate(image, faces))
+            cvio.write_image(output_folder(out), annotate(image, faces, args.landmarks))
         except (OSError, ValueError, cv2.error) as error:
             raise InputError(f"{show(out)}: cannot write the annotated image ({error})") from error
         doc["annotated"] = show(out)
@@ -130,7 +139,10 @@ CSV_HEADER = ["x", "y", "width", "height", "label", "probability"]
 
 
 def csv_rows(keys: list, faces: list[dict], labels: tuple[str, ...]) -> list[list]:
-    """One CSV row per face, led by keys (file or frame and time) and the face's index."""
+    """One CSV row per face, led by keys (file or frame and time) and the face's index; one
+    row with empty fields when there is no face, so that every input has a row."""
+    if not faces:
+        return [[*keys, "", "", "", "", "", "", "", *("" for _ in labels)]]
     return [
         [
             *keys,
@@ -251,9 +263,10 @@ def run_video(recognizer: Recognizer, path: Path, args: argparse.Namespace) -> i
                     if (frame.shape[1], frame.shape[0]) != video.size:
                         frame = cv2.resize(frame, video.size)
                     faces = recognizer.faces(frame)
-                    write(annotate(frame, faces))
+                    write(annotate(frame, faces, args.landmarks))
                     time_s = round(index / video.fps, 3)
-                    printer({"frame": index, "time_s": time_s, "faces": faces}, [index, time_s])
+                    doc = {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s}
+                    printer({**doc, "faces": faces}, [index, time_s])
                     count += 1
                     bar.update(1)
                 if count == 0:

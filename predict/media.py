@@ -1,5 +1,5 @@
-"""Reading images and videos with clear errors, naming the annotated copies, and drawing the
-results on them. Every file is read through ferlib.cvio, so any file name works."""
+"""Reading images and videos with clear errors, and naming the annotated copies. Every file
+is read through ferlib.cvio, so any file name works."""
 
 from __future__ import annotations
 
@@ -122,30 +122,3 @@ class Video:
             failed = 0
             yield index, frame
             index += 1
-
-
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """A 3-channel copy to draw on."""
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image.copy()
-
-
-def annotate(image: np.ndarray, faces: list[dict]) -> np.ndarray:
-    """Boxes, landmarks and 'Label 0.87' above each face."""
-    canvas = as_bgr(image)
-    scale = max(0.4, min(canvas.shape[:2]) / 800)
-    thickness = max(1, round(2 * scale))
-    for face in faces:
-        x, y, w, h = (round(v) for v in face["box"])
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 255), thickness)
-        for px, py in face["landmarks"].values():
-            cv2.circle(canvas, (round(px), round(py)), thickness + 1, (0, 255, 0), -1)
-        text = f"{face['label']} {face['probability']:.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(th + base, y)
-        cv2.rectangle(canvas, (x, top - th - base), (x + tw, top), (0, 200, 255), -1)
-        cv2.putText(canvas, text, (x, top - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return canvas

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import cv2
 import numpy as np
 
 from ferlib.classifier import Classifier
-from ferlib.faces import FaceDetector, align, to_gray
-from predict.media import read_image
+from ferlib.dataset import file_sha256
+from ferlib.faces import LANDMARK_NAMES, Face, FaceDetector, align, to_gray
 from ferlib.model_folder import ModelError, ModelFiles, model_members
+from predict.media import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "fer2013_ensemble"
@@ -46,6 +48,7 @@ class Recognizer:
     ):
         folders, model_tta = model_members(model)
         self.members = load_members(folders, backend, detect)
+        self.model = {"name": Path(model).name, "sha256": model_sha256([c.files.weights for c, _ in self.members])}
         labels = {classifier.labels for classifier, _ in self.members}
         if len(labels) > 1:
             raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
@@ -56,15 +59,15 @@ class Recognizer:
         self.top_k, self.tta = top_k, tta
 
     def label(self, probabilities: np.ndarray) -> dict:
-        """The JSON fields of one face's classification."""
+        """The JSON fields of one face's classification (probabilities to 4 digits)."""
         best = int(np.argmax(probabilities))
         ranked = np.argsort(probabilities)[::-1][: self.top_k]
         return {
             "label": self.labels[best],
             "label_id": best,
-            "probability": float(probabilities[best]),
-            "top_k": [[self.labels[i], float(probabilities[i])] for i in ranked],
-            "probabilities": {label: float(p) for label, p in zip(self.labels, probabilities)},
+            "probability": round(float(probabilities[best]), 4),
+            "top_k": [[self.labels[i], round(float(probabilities[i]), 4)] for i in ranked],
+            "probabilities": {label: round(float(p), 4) for label, p in zip(self.labels, probabilities)},
         }
 
     def average(self, prepare: Callable[[int, str | None], np.ndarray]) -> np.ndarray:
@@ -84,7 +87,7 @@ class Recognizer:
             return []
         gray = to_gray(image)
         probabilities = self.average(lambda side, template: np.stack([align(gray, f, side, template) for f in found]))
-        return [{**face.to_json(), **self.label(p)} for face, p in zip(found, probabilities)]
+        return [{**face_json(face), **self.label(p)} for face, p in zip(found, probabilities)]
 
     def crops(self, images: list[np.ndarray]) -> list[dict]:
         """--no-detect: each image is already a face crop, resized to the model's input side;
@@ -93,9 +96,7 @@ class Recognizer:
         probabilities = self.average(
             lambda side, _: np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grays])
         )
-        return [
-            {"box": [0, 0, gray.shape[1], gray.shape[0]], **self.label(p)} for gray, p in zip(grays, probabilities)
-        ]
+        return [{"box": [0, 0, gray.shape[1], gray.shape[0]], **self.label(p)} for gray, p in zip(grays, probabilities)]
 
     def predict(self, image: np.ndarray | str | Path, color: str = "bgr") -> list[dict]:
         """The faces of one picture, as the CLI's JSON gives them (box [x, y, width, height],
@@ -111,6 +112,23 @@ class Recognizer:
         if not self.detect:
             return [[face] for face in self.crops(pictures)]
         return [self.faces(picture) for picture in pictures]
+
+
+def face_json(face: Face) -> dict:
+    """A detected face's JSON fields: box [x, y, width, height] and landmarks (as the image
+    shows them: left_eye is the eye on the image's left) to 0.1 pixel, score to 4 digits."""
+    return {
+        "box": [round(v, 1) for v in face.box],
+        "score": round(face.score, 4),
+        "landmarks": {name: [round(x, 1), round(y, 1)] for name, (x, y) in zip(LANDMARK_NAMES, face.landmarks)},
+    }
+
+
+def model_sha256(weights: list[Path]) -> str:
+    """The model's identity: the sha256 of its weight file, or for an ensemble of the list of
+    its members' sha256s."""
+    digests = [file_sha256(path) for path in weights]
+    return digests[0] if len(digests) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
 def as_bgr_order(image: np.ndarray | str | Path, color: str) -> np.ndarray:

@@ -35,7 +35,10 @@ def test_faces_are_the_clis_json(recognizer: Recognizer, tmp_path: Path, capsys:
     photo = tmp_path / "astronaut.png"
     cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     assert main([str(photo), "--out", str(tmp_path / "a.png")]) == 0
-    cli = json.loads(capsys.readouterr().out)["faces"]
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "fer-caffe/1" and doc["model"] == recognizer.model
+    assert doc["model"]["name"] == "fer2013_ensemble" and len(doc["model"]["sha256"]) == 64
+    cli = doc["faces"]
     assert json.loads(json.dumps(recognizer.predict(photo))) == cli
     assert recognizer.predict(str(photo))[0]["label"] == "Happy"
 
@@ -58,4 +61,4 @@ def test_batches_of_face_crops(tmp_path: Path) -> None:
     assert [len(found) for found in batch] == [1] * 5
     assert batch[2] == crops.predict(faces[2])
     assert batch[0][0]["box"] == [0, 0, 48, 48]
-    assert np.isclose(sum(batch[0][0]["probabilities"].values()), 1, atol=1e-5)
+    assert np.isclose(sum(batch[0][0]["probabilities"].values()), 1, atol=5e-4)  # 4 digits each

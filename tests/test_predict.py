@@ -77,7 +77,7 @@ def test_the_face_is_classified_as_preprocessing_aligns_it(model: Path, photo: P
     face = recognizer.detector.detect(image)[0]
     expected = recognizer.members[0][0].probabilities(align(to_gray(image), face, 48, "fer2013")[None])[0]
     got = recognizer.faces(image)[0]["probabilities"]
-    assert np.allclose(list(got.values()), expected, atol=1e-6)
+    assert np.allclose(list(got.values()), expected, atol=5e-5)  # JSON: 4 digits
 
 
 def make_ensemble(model: Path, tmp_path: Path) -> Path:
@@ -104,7 +104,7 @@ def test_an_ensemble_averages_its_members_each_aligning_as_it_was_trained(
     face = recognizer.detector.detect(image)[0]
     classifier, gray = Classifier(ModelFiles.from_dir(model)), to_gray(image)
     expected = np.mean([classifier.probabilities(align(gray, face, 48, t)[None])[0] for t in TEMPLATES], axis=0)
-    assert np.allclose(list(recognizer.faces(image)[0]["probabilities"].values()), expected, atol=1e-6)
+    assert np.allclose(list(recognizer.faces(image)[0]["probabilities"].values()), expected, atol=5e-5)
     assert main([str(photo), "--model", str(ensemble), "--out", str(tmp_path / "out.png")]) == 0
     assert json.loads(capsys.readouterr().out)["faces"][0]["label"] == recognizer.labels[int(np.argmax(expected))]
     assert recognizer.tta == "none"
@@ -171,7 +171,7 @@ def test_no_detect_classifies_a_crop(model: Path, tmp_path: Path, capsys: pytest
     assert main([str(path), "--model", str(model), "--no-detect"]) == 0
     faces = json.loads(capsys.readouterr().out)["faces"]
     expected = Classifier(ModelFiles.from_dir(model)).probabilities(lfw_face(3, 48)[None])[0]
-    assert len(faces) == 1 and np.allclose(list(faces[0]["probabilities"].values()), expected, atol=1e-6)
+    assert len(faces) == 1 and np.allclose(list(faces[0]["probabilities"].values()), expected, atol=5e-5)
     unaligned = tmp_path / "unaligned"
     shutil.copytree(model, unaligned)
     (unaligned / "alignment.json").write_text('{"template": null}')  # trained with preprocess --no-align
@@ -279,7 +279,8 @@ def test_folder_mode_goes_on_past_bad_files(
     assert main([str(folder), "--model", str(model), "-r", "--format", "csv"]) == 2
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("file,face,x,y,width,height,label,probability,Angry")
-    assert len(rows) == 1 + 2  # astronaut and the lfw face; no face in the coffee cup
+    assert len(rows) == 1 + 3  # astronaut, the lfw face, and an empty row for the faceless coffee cup
+    assert rows[-1].endswith("c.png" + "," * 14)
 
 
 def test_video_mode_writes_an_annotated_video_and_json_lines(
