@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from predict.outputs import (
     single_output,
 )
 from predict.recognizer import DEFAULT_MODEL, Recognizer
+from predict.summary import summarise, write_summary
+from predict.tracking import Tracker
 
 EPILOG = """\
 output (schema "fer-caffe/1", docs/predict.md): every JSON document names the schema and
@@ -66,7 +69,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", type=Path, help="an image, a folder of images, or a video file")
+    parser.add_argument(
+        "path", nargs="?", help="an image, a folder of images, a video file, or a stream URL (rtsp://, http://...)"
+    )
+    parser.add_argument("--camera", type=cli.number(0, 99, int), help="read camera INDEX (Ctrl-C ends the session)")
     parser.add_argument(
         "--model",
         type=Path,
@@ -85,6 +91,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-landmarks", dest="landmarks", action="store_false", help="annotated copies without the landmark dots"
     )
+    parser.add_argument(
+        "--smooth",
+        type=cli.number(0, 0.99),
+        default=0.7,
+        help="video: each face track's probabilities are a moving average, smoothed = S * previous + (1 - S) "
+        "* this frame's; 0 switches smoothing off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--every", type=cli.number(1, 1000, int), default=1, help="video: label every Nth frame, carry labels between"
+    )
+    parser.add_argument("--threads", type=cli.number(1, 256, int), help="OpenCV's threads (default: all cores)")
     parser.add_argument(
         "--no-detect",
         action="store_true",
@@ -135,22 +152,23 @@ def predict_image(recognizer: Recognizer, path: Path, args: argparse.Namespace, 
     return doc
 
 
-CSV_HEADER = ["x", "y", "width", "height", "label", "probability"]
+CSV_HEADER = ["track", "x", "y", "width", "height", "label", "probability"]
 
 
 def csv_rows(keys: list, faces: list[dict], labels: tuple[str, ...]) -> list[list]:
-    """One CSV row per face, led by keys (file or frame and time) and the face's index; one
-    row with empty fields when there is no face, so that every input has a row."""
+    """One CSV row per face, led by keys (file, or frame and time), the face's index and its
+    track (video); one row with empty fields when there is no face, so every input has a row."""
     if not faces:
-        return [[*keys, "", "", "", "", "", "", "", *("" for _ in labels)]]
+        return [[*keys, *("" for _ in range(len(CSV_HEADER) + 1 + len(labels)))]]
     return [
         [
             *keys,
             i,
-            *(round(v, 1) for v in face["box"]),
+            face.get("track", ""),
+            *face["box"],
             face["label"],
-            round(face["probability"], 4),
-            *(round(face["probabilities"][n], 4) for n in labels),
+            face["probability"],
+            *(face["probabilities"][n] for n in labels),
         ]
         for i, face in enumerate(faces)
     ]
@@ -249,54 +267,98 @@ def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[C
             )
 
 
-def run_video(recognizer: Recognizer, path: Path, args: argparse.Namespace) -> int:
+def video_output(video: Video, args: argparse.Namespace) -> Path:
+    """The annotated video's path: beside a video file (single_output), and for a stream or
+    camera as if it were a file camera<N>.mp4 or <the URL's last part>.mp4 in this folder."""
+    if not video.live:
+        return single_output(video.source, args.out, "video")
+    if isinstance(video.source, int):
+        name = f"camera{video.source}"
+    else:
+        name = Path(urllib.parse.urlparse(video.source).path).stem or "stream"
+    return single_output(Path(f"{name}.mp4"), args.out, "video")
+
+
+def run_video(recognizer: Recognizer, video: Video, args: argparse.Namespace) -> int:
+    """Label every frame (or every --every'th, carrying labels between), track the faces and
+    smooth their probabilities, write the annotated video and the summary beside it. A file
+    interrupted writes nothing; a stream or camera ends with Ctrl-C, keeping what it recorded."""
     if args.no_detect:
         raise UsageError("--no-detect: classifies face crops in images; a video's frames are not face crops")
-    out = single_output(path, args.out, "video")
+    out = video_output(video, args)
     printer = Printer(args.format, ["frame", "time_s"], recognizer.labels)
-    count, started = 0, time.time()
-    with Video(path) as video:
+    tracker = Tracker(recognizer.labels, smoothing=args.smooth)
+    count, started, faces = 0, time.time(), []
+    interrupted = False
+    with video:
         bar = tqdm(total=video.frame_count or None, desc="frames", unit=" frames", file=sys.stderr)
         try:
             with annotated_video(out, video.fps, video.size) as write:
-                for index, frame in video.frames():
-                    if (frame.shape[1], frame.shape[0]) != video.size:
-                        frame = cv2.resize(frame, video.size)
-                    faces = recognizer.faces(frame)
-                    write(annotate(frame, faces, args.landmarks))
-                    time_s = round(index / video.fps, 3)
-                    doc = {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s}
-                    printer({**doc, "faces": faces}, [index, time_s])
-                    count += 1
-                    bar.update(1)
+                try:
+                    for index, frame in video.frames():
+                        if (frame.shape[1], frame.shape[0]) != video.size:
+                            frame = cv2.resize(frame, video.size)
+                        time_s = round(index / video.fps, 3)
+                        if count % args.every == 0:
+                            faces = tracker.update(index, time_s, recognizer.faces(frame))
+                        write(annotate(frame, faces, args.landmarks))
+                        doc = {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s}
+                        printer({**doc, "faces": faces}, [index, time_s])
+                        count += 1
+                        bar.update(1)
+                except KeyboardInterrupt:
+                    if not video.live:
+                        raise
+                    interrupted = True  # the usual end of a stream or camera session
                 if count == 0:
-                    raise InputError(f"{show(path)}: no readable frames (truncated or corrupt video)")
+                    raise InputError(f"{video.name}: no readable frames (truncated or corrupt video)")
         except KeyboardInterrupt:
             bar.close()
             print(f"\ninterrupted after {count} frames: the annotated video was not written", file=sys.stderr)
             return cli.INTERRUPTED
         finally:
             bar.close()
+    header = {"schema": SCHEMA, "model": recognizer.model, "source": video.name, "fps": video.fps, "frames": count}
+    written = write_summary(out, summarise(tracker, header), tracker)
     elapsed = time.time() - started
     skipped = f"; {video.skipped} undecodable frames skipped" if video.skipped else ""
+    stopped = " (stopped with Ctrl-C)" if interrupted else ""
     print(
-        f"{count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s){skipped}; wrote {show(out)}",
+        f"{count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s){skipped}{stopped}; "
+        f"wrote {show(out)}, {', '.join(show(p) for p in written)}",
         file=sys.stderr,
     )
     return 0
 
 
+def source(args: argparse.Namespace) -> tuple[str, Path | Video]:
+    """What to read: ("video", Video) for --camera or a URL, else kind() of the path."""
+    if args.camera is not None:
+        if args.path is not None:
+            raise UsageError("--camera: give a camera or a path, not both")
+        return "video", Video(args.camera)
+    if args.path is None:
+        raise UsageError("give an image, a folder, a video or a stream URL (or --camera N)")
+    if "://" in args.path:
+        return "video", Video(args.path)
+    path = Path(args.path)
+    what = kind(path)
+    return what, Video(path) if what == "video" else path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        what = kind(args.path)
+        what, target = source(args)
         if args.out is not None and what == "folder" and args.out.is_file():
             raise UsageError(f"--out {show(args.out)}: a file; folder mode writes annotated copies into a folder")
+        if args.threads:
+            cv2.setNumThreads(args.threads)
         recognizer = Recognizer(
             args.model, args.backend, args.min_face, args.threshold, args.top_k, args.tta, not args.no_detect
         )
         run = {"folder": run_folder, "video": run_video, "image": run_image}[what]
-        return run(recognizer, args.path, args)
+        return run(recognizer, target, args)
     except (InputError, ModelError, NetError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ MAX_BAD_FRAMES_IN_A_ROW = 50
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages: undecodable frames are counted
 
 
-def show(path: Path) -> str:
+def show(path: Path | str) -> str:
     """A path as messages and results print it: bytes that are not UTF-8 as \\xNN escapes."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
@@ -85,25 +85,31 @@ def read_image(path: Path) -> np.ndarray:
 
 
 class Video:
-    """A video file's frames, skipping (and counting) frames that cannot be decoded; use it
-    in a with block."""
+    """The frames of a video file, a stream URL OpenCV can open (rtsp://, http://...) or a
+    camera (an index), skipping (and counting) frames that cannot be decoded; use it in a
+    with block."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, source: Path | str | int):
+        self.source = source
+        self.live = not isinstance(source, Path)  # a stream or camera: no end of its own
+        self.name = (
+            show(source) if isinstance(source, Path) else f"camera {source}" if isinstance(source, int) else source
+        )
         self.skipped = 0
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Video:
         with self._stack as stack:
-            self.capture = cv2.VideoCapture(stack.enter_context(cvio.readable(self.path)))
+            where = stack.enter_context(cvio.readable(self.source)) if isinstance(self.source, Path) else self.source
+            self.capture = cv2.VideoCapture(where)
             stack.callback(self.capture.release)
             if not self.capture.isOpened():
-                raise InputError(f"{show(self.path)}: not a readable video")
+                raise InputError(f"{self.name}: not a readable video" + ("" if not self.live else " (cannot open it)"))
             self._stack = stack.pop_all()
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 25.0
         self.size = (int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self.frame_count = max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        self.frame_count = 0 if self.live else max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))
         return self
 
     def __exit__(self, *exc: object) -> None:

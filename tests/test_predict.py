@@ -278,9 +278,9 @@ def test_folder_mode_goes_on_past_bad_files(
 
     assert main([str(folder), "--model", str(model), "-r", "--format", "csv"]) == 2
     rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0].startswith("file,face,x,y,width,height,label,probability,Angry")
+    assert rows[0].startswith("file,face,track,x,y,width,height,label,probability,Angry")
     assert len(rows) == 1 + 3  # astronaut, the lfw face, and an empty row for the faceless coffee cup
-    assert rows[-1].endswith("c.png" + "," * 14)
+    assert rows[-1].endswith("c.png" + "," * 15)
 
 
 def test_video_mode_writes_an_annotated_video_and_json_lines(

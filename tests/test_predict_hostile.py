@@ -550,8 +550,8 @@ def test_a_one_frame_video_works(tmp_path: Path, capsys: pytest.CaptureFixture) 
     write_video(clip, 1)
     out, err = run_ok([str(clip), "--format", "csv"], capsys)
     rows = out.strip().splitlines()
-    assert rows[0].startswith("frame,time_s,face,x,y,width,height,label,probability,Angry")
-    assert len(rows) == 2 and rows[1].startswith("0,0.0,0,")
+    assert rows[0].startswith("frame,time_s,face,track,x,y,width,height,label,probability,Angry")
+    assert len(rows) == 2 and rows[1].startswith("0,0.0,0,1,")
     assert int(cv2.VideoCapture(str(tmp_path / "out" / "one.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == 1
 
 
@@ -559,7 +559,7 @@ def test_csv_for_a_single_image_and_no_detect_boxes(tmp_path: Path, capsys: pyte
     crop = image(tmp_path, "crop.png", lfw_face(3, 48))
     out, _ = run_ok([str(crop), "--no-detect", "--format", "csv"], capsys)
     rows = out.strip().splitlines()
-    assert len(rows) == 2 and rows[1].startswith(f"{crop},0,0,0,48,48,")
+    assert len(rows) == 2 and rows[1].startswith(f"{crop},0,,0,0,48,48,")
     assert not (tmp_path / "out").exists()  # --no-detect without --out draws nothing
 
 

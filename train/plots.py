@@ -10,17 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ferlib import atomic  # noqa: E402
+from ferlib.figures import save_png  # noqa: E402
 from train.caffe_log import CaffeLog  # noqa: E402
-
-
-def save(figure: plt.Figure, path: Path) -> None:
-    """Write the figure as a PNG that appears whole or not at all, and free it."""
-    try:
-        with atomic.replacing(path) as tmp:
-            figure.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(figure)
 
 
 def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path: Path) -> None:
@@ -45,7 +36,7 @@ def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path:
     axes.set_title(title, fontsize=10)
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    save(figure, path)
+    save_png(figure, path)
 
 
 def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
@@ -91,7 +82,7 @@ def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
     epoch_axes.set_xlabel("epoch")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    save(figure, path)
+    save_png(figure, path)
 
 
 def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, path: Path) -> None:
@@ -125,7 +116,7 @@ def snapshots_png(candidates: list[dict], chosen: dict, peak: dict, title: str, 
     axes.grid(alpha=0.3)
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
-    save(figure, path)
+    save_png(figure, path)
 
 
 def loss_curves_png(series: dict[str, list[tuple[int, float]]], title: str, path: Path) -> None:
@@ -142,4 +133,4 @@ def loss_curves_png(series: dict[str, list[tuple[int, float]]], title: str, path
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    save(figure, path)
+    save_png(figure, path)
