@@ -4,7 +4,9 @@ model's own test-time augmentation and with each other of --tta mirror and ten).
     python bench/predict_speed.py [--model models/fer2013_vgg]
 
 Writes bench/results/predict_speed.json. The video figure and the peak memory come from a
-real `python -m predict clip.avi` run in a subprocess (its own peak RSS, VmHWM).
+real `python -m predict clip.avi` run in a subprocess (its own peak RSS, VmHWM), with face
+tracking, smoothing and the summary (JSON, CSV, timeline) on, as a user runs it; the CLI
+folder figure from `python -m predict FOLDER --no-detect` on 1,024 crops.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -55,6 +58,23 @@ def predict_video(clip: Path, model: Path, out: Path, tta: str | None) -> tuple[
     return (float(fps[1]) if fps else None), round(int(re.search(r"peak_rss_kb (\d+)", run.stderr)[1]) / 1024, 1)
 
 
+def cli_crops_per_second(model: Path, crops: np.ndarray, folder: Path) -> float:
+    """python -m predict FOLDER --no-detect on face crops: crops/s of the run, its start-up
+    (a run on one crop) taken off."""
+    folder.mkdir()
+    for i, crop in enumerate(crops):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), crop)
+    (folder.parent / "one").mkdir()
+    cv2.imwrite(str(folder.parent / "one" / "0.png"), crops[0])
+    times = []
+    for target in (folder.parent / "one", folder):
+        command = [sys.executable, "-m", "predict", str(target), "--no-detect", "--model", str(model)]
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return (len(crops) - 1) / (times[1] - times[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -74,6 +94,7 @@ def main() -> None:
     results["crop_faces_per_second_batch_256"] = round(len(crops) / seconds)
     results["video_640x480_frames"] = args.frames
     with tempfile.TemporaryDirectory() as tmp:
+        results["cli_folder_crops_per_second"] = round(cli_crops_per_second(args.model, crops, Path(tmp) / "crops"))
         clip = Path(tmp) / "clip.avi"
         make_video(clip, args.frames)
         others = [tta for tta in ("mirror", "ten") if tta != results["tta"]]

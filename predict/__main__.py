@@ -60,6 +60,7 @@ run quietly with status 0.
 
 MIN_FACE = 12  # MTCNN's smallest window: a smaller --min-face only upsamples the whole image
 SCHEMA = "fer-caffe/1"  # docs/predict.md: the fields of a document and of a face
+CROP_BATCH = 256  # --no-detect folder mode: face crops per net pass
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -132,15 +133,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def document(recognizer: Recognizer, path: Path, image: np.ndarray) -> dict:
+    """The fields every image's JSON document starts with."""
+    height, width = image.shape[:2]
+    return {"schema": SCHEMA, "model": recognizer.model, "file": show(path), "width": width, "height": height}
+
+
+def labelled_crops(recognizer: Recognizer, paths: list[Path]) -> Iterator[dict | str]:
+    """--no-detect in folder mode: the document of each face crop (or why it failed), the
+    batch classified together, several times faster than one net pass per crop."""
+    read = []
+    for path in paths:
+        try:
+            read.append((path, read_image(path)))
+        except InputError as error:
+            yield str(error)
+    faces = recognizer.crops([image for _, image in read]) if read else []
+    for (path, image), face in zip(read, faces):
+        yield {**document(recognizer, path, image), "faces": [face]}
+
+
 def predict_image(recognizer: Recognizer, path: Path, args: argparse.Namespace, out: Path | None) -> dict:
     """One image's JSON document; writes the annotated copy when out is given."""
     image = read_image(path)
-    height, width = image.shape[:2]
-    header = {"schema": SCHEMA, "model": recognizer.model, "file": show(path), "width": width, "height": height}
     if args.no_detect:
-        return {**header, "faces": recognizer.crops([image])}
+        return {**document(recognizer, path, image), "faces": recognizer.crops([image])}
     faces = recognizer.faces(image)
-    doc = {**header, "faces": faces}
+    doc = {**document(recognizer, path, image), "faces": faces}
     if not faces:
         print(f"{show(path)}: no face found", file=sys.stderr)
     if out is not None:
@@ -198,6 +217,14 @@ def run_image(recognizer: Recognizer, path: Path, args: argparse.Namespace) -> i
     return 0
 
 
+def one_image(recognizer: Recognizer, path: Path, args: argparse.Namespace, out: Path | None) -> dict | str:
+    """predict_image, or why this one image failed (a folder run goes on past it)."""
+    try:
+        return predict_image(recognizer, path, args, out)
+    except (InputError, cv2.error, ValueError, OSError, MemoryError) as error:
+        return str(error) if isinstance(error, InputError) else f"{show(path)}: {error}"
+
+
 def run_folder(recognizer: Recognizer, folder: Path, args: argparse.Namespace) -> int:
     if args.out is not None:
         check_folder_out(folder, args.out, args.recursive)
@@ -213,22 +240,30 @@ def run_folder(recognizer: Recognizer, folder: Path, args: argparse.Namespace) -
         plan = [(path, None) for path in files]
     printer = Printer(args.format, ["file"], recognizer.labels)
     done = 0
+    step = CROP_BATCH if args.no_detect else 1
+    bar = tqdm(total=len(plan), desc="images", unit=" images", file=sys.stderr)
     try:
-        for path, out in tqdm(plan, desc="images", unit=" images", file=sys.stderr):
-            if isinstance(out, str):
-                failures.append(out)
-                continue
-            try:
-                doc = predict_image(recognizer, path, args, out)
-            except (InputError, cv2.error, ValueError, OSError, MemoryError) as error:
-                failures.append(str(error) if isinstance(error, InputError) else f"{show(path)}: {error}")
-                continue
-            printer(doc, [doc["file"]])
-            done += 1
+        for start in range(0, len(plan), step):
+            chunk = plan[start : start + step]
+            failures += [out for _, out in chunk if isinstance(out, str)]
+            todo = [(path, out) for path, out in chunk if not isinstance(out, str)]
+            results = (
+                labelled_crops(recognizer, [path for path, _ in todo])
+                if args.no_detect
+                else (one_image(recognizer, path, args, out) for path, out in todo)
+            )
+            for result in results:
+                if isinstance(result, str):
+                    failures.append(result)
+                    continue
+                printer(result, [result["file"]])
+                done += 1
+            bar.update(len(chunk))
     except KeyboardInterrupt:
         print(f"\ninterrupted: {done} of {total} images done", file=sys.stderr)
         return cli.INTERRUPTED
     finally:
+        bar.close()
         for failure in failures:
             print(f"failed: {failure}", file=sys.stderr)
     print(f"{done} of {total} images done", file=sys.stderr)

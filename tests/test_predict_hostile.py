@@ -569,3 +569,21 @@ def test_without_pycaffe_the_caffe_backend_is_refused(
     monkeypatch.setitem(sys.modules, "caffe", None)  # as if Caffe had never been built
     assert call(main, [str(image(tmp_path)), "--backend", "caffe"]) == 2
     assert "make install" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_folder_of_crops_is_classified_in_batches(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from predict import Recognizer
+
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    crops = {f"{i:03d}.png": np.roll(lfw_face(i % 200, 48), i // 200, axis=1) for i in range(300)}  # > 256
+    for name, crop in crops.items():
+        image(folder, name, crop)
+    _write(folder / "broken.png", b"nope")
+    assert call(main, [str(folder), "--no-detect"]) == 2  # one file failed, the others are labelled
+    captured = capsys.readouterr()
+    docs = {Path(json.loads(line)["file"]).name: json.loads(line) for line in captured.out.splitlines()}
+    assert len(docs) == 300 and "failed: " in captured.err and "broken.png" in captured.err
+    one_by_one = Recognizer(detect=False)
+    for name in ("000.png", "299.png"):
+        assert docs[name]["faces"] == one_by_one.predict(crops[name])
