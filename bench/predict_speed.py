@@ -6,7 +6,9 @@ model's own test-time augmentation and with each other of --tta mirror and ten).
 Writes bench/results/predict_speed.json. The video figure and the peak memory come from a
 real `python -m predict clip.avi` run in a subprocess (its own peak RSS, VmHWM), with face
 tracking, smoothing and the summary (JSON, CSV, timeline) on, as a user runs it; the CLI
-folder figure from `python -m predict FOLDER --no-detect` on 1,024 crops.
+folder figure from `python -m predict FOLDER --no-detect` on 1,024 crops; the batch figures
+from `python -m predict.batch` on 200 photos, on a process pool and on a local Ray cluster
+(its start-up included), with 1 and 2 workers.
 """
 
 from __future__ import annotations
@@ -75,6 +77,15 @@ def cli_crops_per_second(model: Path, crops: np.ndarray, folder: Path) -> float:
     return (len(crops) - 1) / (times[1] - times[0])
 
 
+def batch_images_per_second(model: Path, folder: Path, out: Path, engine: str, workers: int) -> float:
+    """python -m predict.batch on the photos in folder: images/s of the whole job (for Ray,
+    starting the local cluster included), as its last line reports it."""
+    command = [sys.executable, "-m", "predict.batch", str(folder), "--out", str(out), "--model", str(model)]
+    command += ["--engine", engine, "--workers", str(workers), "--shard-size", "25"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(re.search(r"([\d.]+) images/s", run.stderr.splitlines()[-1])[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -95,6 +106,15 @@ def main() -> None:
     results["video_640x480_frames"] = args.frames
     with tempfile.TemporaryDirectory() as tmp:
         results["cli_folder_crops_per_second"] = round(cli_crops_per_second(args.model, crops, Path(tmp) / "crops"))
+        photos = Path(tmp) / "photos"
+        photos.mkdir()
+        for i in range(200):
+            cv2.imwrite(str(photos / f"{i:03d}.jpg"), np.roll(photo, 3 * i, axis=1))
+        for engine in ("local", "ray"):
+            for workers in (1, 2):
+                out = Path(tmp) / f"batch-{engine}-{workers}"
+                rate = batch_images_per_second(args.model, photos, out, engine, workers)
+                results[f"batch_{engine}_{workers}_workers_640x480_photos_per_second"] = round(rate, 1)
         clip = Path(tmp) / "clip.avi"
         make_video(clip, args.frames)
         others = [tta for tta in ("mirror", "ten") if tta != results["tta"]]

@@ -31,7 +31,7 @@ from predict.outputs import (
     output_folder,
     single_output,
 )
-from predict.recognizer import DEFAULT_MODEL, Recognizer
+from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
 from predict.summary import summarise, write_summary
 from predict.tracking import Tracker
 
@@ -59,7 +59,6 @@ run quietly with status 0.
 """
 
 MIN_FACE = 12  # MTCNN's smallest window: a smaller --min-face only upsamples the whole image
-SCHEMA = "fer-caffe/1"  # docs/predict.md: the fields of a document and of a face
 CROP_BATCH = 256  # --no-detect folder mode: face crops per net pass
 
 

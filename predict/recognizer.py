@@ -18,6 +18,7 @@ from predict.media import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "fer2013_ensemble"
+SCHEMA = "fer-caffe/1"  # docs/predict.md: the fields of a document and of a face
 
 
 def load_members(folders: list[Path], backend: str, detect: bool) -> list[tuple[Classifier, str | None]]:
@@ -92,6 +93,8 @@ class Recognizer:
     def crops(self, images: list[np.ndarray]) -> list[dict]:
         """--no-detect: each image is already a face crop, resized to the model's input side;
         its box is the whole image."""
+        if not images:
+            return []
         grays = [to_gray(image) for image in images]
         probabilities = self.average(
             lambda side, _: np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grays])
