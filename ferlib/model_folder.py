@@ -5,7 +5,9 @@ exactly one .caffemodel, mean.npy (the training mean, (1, H, W)), labels.json (t
 names in output order; FER2013's seven when absent) and alignment.json ({"template": name or
 null, "points_48": [...], "format": 1}: how the training faces were aligned). An ensemble
 folder holds ensemble.json instead ({"members": [folder, ...], "tta": mode, "format": 1},
-member folders relative to it). Folders without "format" are format 1.
+member folders relative to it). Either may hold calibration.json ({"temperature": T, ...}:
+predict applies softmax(log p / T) to the model's probabilities). Folders without "format"
+are format 1.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferlib import atomic
 from ferlib.classes import FER2013
 from ferlib.faces import TEMPLATES
 
@@ -187,3 +190,32 @@ def write_ensemble(folder: Path, members: list[str], tta: str) -> None:
     """ensemble.json into folder: members relative to the ensemble's final place, and its TTA."""
     spec = {"members": members, "tta": tta, "format": FORMAT_VERSION}
     (folder / "ensemble.json").write_text(json.dumps(spec, indent=1) + "\n")
+
+
+def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling: softmax(log p / T); T > 1 softens the probabilities, T < 1
+    sharpens them, and the winning label never changes."""
+    logits = np.log(np.clip(probabilities, 1e-12, None)) / temperature
+    scaled = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return scaled / scaled.sum(axis=-1, keepdims=True)
+
+
+def read_temperature(folder: Path) -> float:
+    """The temperature in a model folder's calibration.json (fitted by train.calibrate), or 1."""
+    path = folder / "calibration.json"
+    if not path.is_file():
+        return 1.0
+    try:
+        spec = json.loads(path.read_text())
+        temperature = float(spec["temperature"])
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ModelError(f'{path}: expected {{"temperature": number}} ({error!r})') from error
+    _check_format(path, spec)
+    if not 0.05 <= temperature <= 20:
+        raise ModelError(f"{path}: temperature {temperature} is out of range (0.05-20)")
+    return temperature
+
+
+def write_calibration(folder: Path, report: dict) -> None:
+    """calibration.json: the temperature and how it was fitted."""
+    atomic.write_json(folder / "calibration.json", {**report, "format": FORMAT_VERSION})

@@ -13,7 +13,7 @@ import numpy as np
 from ferlib.classifier import Classifier
 from ferlib.dataset import file_sha256
 from ferlib.faces import LANDMARK_NAMES, Face, FaceDetector, align, to_gray
-from ferlib.model_folder import ModelError, ModelFiles, model_members
+from ferlib.model_folder import ModelError, ModelFiles, calibrated, model_members, read_temperature
 from predict.media import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,7 @@ class Recognizer:
         folders, model_tta = model_members(model)
         self.members = load_members(folders, backend, detect)
         self.model = {"name": Path(model).name, "sha256": model_sha256([c.files.weights for c, _ in self.members])}
+        self.temperature = read_temperature(Path(model))
         labels = {classifier.labels for classifier, _ in self.members}
         if len(labels) > 1:
             raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
@@ -72,14 +73,16 @@ class Recognizer:
         }
 
     def average(self, prepare: Callable[[int, str | None], np.ndarray]) -> np.ndarray:
-        """The members' mean probabilities; prepare(side, template) gives each member its faces."""
-        return np.mean(
+        """The members' mean probabilities (temperature-scaled when the model folder says so);
+        prepare(side, template) gives each member its faces."""
+        mean = np.mean(
             [
                 classifier.probabilities(prepare(classifier.mean.shape[-1], template), tta=self.tta)
                 for classifier, template in self.members
             ],
             axis=0,
         )
+        return mean if self.temperature == 1.0 else calibrated(mean, self.temperature)
 
     def faces(self, image: np.ndarray) -> list[dict]:
         """Every face of a gray, BGR or BGRA image: box, landmarks, score and expression."""

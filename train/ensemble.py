@@ -28,6 +28,7 @@ from ferlib.dataset import SPLIT_NAMES, DatasetError, dataset_template, load_spl
 from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
 from train.evaluate import headline, per_class_markdown, split_report, tta_table
+from train.ship import LIMITS
 
 
 def parse_member(text: str) -> tuple[Path, Path]:
@@ -188,6 +189,7 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "",
         "![confusion matrix](confusion.png)",
         "",
+        LIMITS,
     ]
     return "\n".join(lines)
 

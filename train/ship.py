@@ -59,6 +59,18 @@ def recipe(run: Path) -> dict:
     }
 
 
+LIMITS = """## Intended use and limits
+
+For research on facial expressions and for labelling the faces in photos and videos, not for
+decisions about people. It sees 48x48 gray faces and knows the classes in `labels.json`
+(FER2013's seven, or FER+'s eight): posed and internet faces, mostly frontal, from FER2013's
+collection, with its biases. MTCNN finds upright faces; on the benchmark photo it still found
+the face turned 60 degrees one way and 65 the other (`make bench-faces`), and profile faces
+are often missed. With `--no-detect` nothing checks that the picture is a face. Its
+probabilities are not promised to be calibrated: `python -m train.calibrate` measures them.
+"""
+
+
 def share(subset: dict) -> str:
     """A subset's accuracy, or a dash for an empty subset (no accuracy to give)."""
     return f"{subset['accuracy']:.4f}" if subset.get("accuracy") is not None else "-"
@@ -148,6 +160,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "48x48 face minus `mean.npy`), the `.caffemodel`, `labels.json`, `alignment.json` (the template predict "
         "aligns faces with), `report.json` (the full evaluation).",
         "",
+        LIMITS,
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,131 @@
+"""python -m train.calibrate --model models/NAME --data DATA: how well the model's
+probabilities match how often it is right, and temperature scaling to make them match.
+
+A model's softmax outputs are not calibrated by training: a face labelled "Happy 0.90" may
+be right more or less than 90% of the time. This scores the model (an ensemble as predict
+runs it: its members averaged with its own test-time augmentation) on PublicTest and
+PrivateTest, fits one temperature T on PublicTest (p' = softmax(log p / T), the T with the
+least negative log-likelihood; it never changes which label wins), and reports the expected
+calibration error (ECE, 15 confidence bins) on PrivateTest with and without it. With
+--write, the temperature goes into the model folder (calibration.json), and predict applies
+it; a reliability diagram (calibration.png) goes beside it either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ferlib import atomic, cli
+from ferlib.classifier import tta_average
+from ferlib.dataset import SPLIT_NAMES, DatasetError
+from ferlib.figures import save_png
+from ferlib.model_folder import ModelError, calibrated, model_members, write_calibration
+from train.ensemble import member_views
+
+BINS = 15
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Sum over confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
+    confidence, right = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
+    bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
+    return float(
+        sum(abs(right[bins == b].mean() - confidence[bins == b].mean()) * np.mean(bins == b) for b in np.unique(bins))
+    )
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None))))
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature in [0.25, 5] (steps of 0.01) with the least NLL on these faces."""
+    grid = np.round(np.arange(0.25, 5.0001, 0.01), 2)
+    return float(min(grid, key=lambda t: negative_log_likelihood(calibrated(probabilities, t), labels)))
+
+
+def model_probabilities(model: Path, data: Path, backend: str) -> tuple[dict, dict]:
+    """Probabilities of both splits as predict computes them, and the splits."""
+    folders, tta = model_members(model)
+    splits, per_member = None, []
+    for folder in folders:
+        views, splits, _ = member_views(folder, data, backend)
+        per_member.append({key: tta_average(v, tta) for key, v in views.items()})
+    return {key: np.mean([m[key] for m in per_member], axis=0) for key in SPLIT_NAMES}, splits
+
+
+def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    axes.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="calibrated")
+    for name, (probabilities, labels) in curves.items():
+        confidence, right = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
+        bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
+        used = np.unique(bins)
+        axes.plot(
+            [confidence[bins == b].mean() for b in used],
+            [right[bins == b].mean() for b in used],
+            marker="o",
+            label=name,
+        )
+    axes.set_xlabel("confidence (the winning probability)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    save_png(figure, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.Parser(prog="python -m train.calibrate", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--model", type=Path, required=True, help="a model or ensemble folder")
+    parser.add_argument("--data", type=Path, required=True, help="the dataset aligned as the model's faces were")
+    parser.add_argument("--write", action="store_true", help="put the temperature into the model folder")
+    parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
+    args = parser.parse_args(argv)
+    try:
+        probabilities, splits = model_probabilities(args.model, args.data, args.backend)
+    except (ModelError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    val, test = (splits[key]["labels"] for key in ("val", "test"))
+    temperature = fit_temperature(probabilities["val"], val)
+    fitted = calibrated(probabilities["test"], temperature)
+    report = {
+        "temperature": temperature,
+        "fitted_on": "PublicTest",
+        "private_test_ece": round(expected_calibration_error(probabilities["test"], test), 4),
+        "private_test_ece_calibrated": round(expected_calibration_error(fitted, test), 4),
+        "private_test_nll": round(negative_log_likelihood(probabilities["test"], test), 4),
+        "private_test_nll_calibrated": round(negative_log_likelihood(fitted, test), 4),
+        "bins": BINS,
+    }
+    reliability_png(
+        {"as trained": (probabilities["test"], test), f"temperature {temperature:g}": (fitted, test)},
+        f"{args.model.name}: PrivateTest reliability",
+        args.model / "calibration.png",
+    )
+    if args.write:
+        write_calibration(args.model, report)
+    else:
+        atomic.write_json(args.model / "calibration-report.json", report)
+    print(
+        f"temperature {temperature:g} (fitted on PublicTest): PrivateTest ECE {report['private_test_ece']:.4f} -> "
+        f"{report['private_test_ece_calibrated']:.4f}, NLL {report['private_test_nll']:.4f} -> "
+        f"{report['private_test_nll_calibrated']:.4f}" + ("; wrote calibration.json" if args.write else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
