@@ -20,7 +20,7 @@ $(VENV)/.predict-deps: requirements-predict.txt requirements-nodeps.txt pyprojec
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-predict.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(VENV)/.all-deps: requirements.txt $(VENV)/.predict-deps
