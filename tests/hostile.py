@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -39,8 +40,16 @@ def call(main: Callable[[list[str]], int], argv: list[str]) -> int:
         return int(exit_.code or 0)
 
 
-def command(module: str, *args: str, **kwargs: object) -> subprocess.Popen:
-    """python -m module args, started from the repository root with the same interpreter."""
+def command(module: str, *args: str, setup: Callable[[], None] | None = None, **kwargs: object) -> subprocess.Popen:
+    """python -m module args, started from the repository root with the same interpreter, as
+    from a terminal: Ctrl-C (SIGINT) acts even when these tests run in the background, where
+    the shell has the children ignore it; setup runs in the child before the command."""
+
+    def terminal() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if setup is not None:
+            setup()
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
@@ -48,6 +57,7 @@ def command(module: str, *args: str, **kwargs: object) -> subprocess.Popen:
         env=env,
         stdout=kwargs.pop("stdout", subprocess.PIPE),
         stderr=subprocess.PIPE,
+        preexec_fn=terminal,
         **kwargs,
     )
 

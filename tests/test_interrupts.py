@@ -107,7 +107,7 @@ def fsize_limit(limit: int) -> callable:
 
 def test_a_full_disk_leaves_no_broken_video(tmp_path: Path) -> None:
     clip = video(tmp_path / "clip.avi", 40)
-    process = command("predict", str(clip), "--out", str(tmp_path / "ann.mp4"), preexec_fn=fsize_limit(200_000))
+    process = command("predict", str(clip), "--out", str(tmp_path / "ann.mp4"), setup=fsize_limit(200_000))
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2, err.decode()
     assert "could not be written completely" in err.decode() and "Traceback" not in err.decode()
@@ -119,9 +119,7 @@ def test_a_full_disk_leaves_the_old_dataset(tmp_path: Path) -> None:
     out = tmp_path / "data"
     assert command("preprocess", str(csv), "--out", str(out), "--workers", "1").wait(120) == 0
     before = tree(out)
-    process = command(
-        "preprocess", str(csv), "--out", str(out), "--workers", "1", "--force", preexec_fn=fsize_limit(20_000)
-    )
+    process = command("preprocess", str(csv), "--out", str(out), "--workers", "1", "--force", setup=fsize_limit(20_000))
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2, err.decode()
     assert "cannot write the dataset" in err.decode() and "Traceback" not in err.decode()
