@@ -45,13 +45,13 @@ predict: install-predict ## predict on IMG=path (an image, a folder or a video);
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path/to/photo.jpg [ARGS='--top-k 2']"; exit 2; }
 	$(PY) -m predict $(IMG) $(ARGS)
 
-test-fast: $(VENV)/.all-deps ## lint, the import contract and every test that needs no Caffe build (about a minute)
+test-fast: $(VENV)/.all-deps ## lint, the import contract and every test that needs no Caffe build and is not slow (about a minute)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -m "not caffe"
+	$(PY) -m pytest -q -m "not caffe and not slow"
 
-test: test-fast install ## test-fast, then build or reuse Caffe and run the tests that need it
-	$(PY) -m pytest -q -m caffe
+test: test-fast install ## test-fast, then build or reuse Caffe and run the rest: the Caffe tests and the slow ones
+	$(PY) -m pytest -q -m "caffe or slow"
 
 lint: $(VENV)/.all-deps ## ruff and the import contract (stages import ferlib, never each other)
 	$(VENV)/bin/ruff check .

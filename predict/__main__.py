@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import csv
 import json
+import signal
 import sys
 import time
 import urllib.parse
@@ -60,6 +61,7 @@ run quietly with status 0.
 
 MIN_FACE = 12  # MTCNN's smallest window: a smaller --min-face only upsamples the whole image
 CROP_BATCH = 256  # --no-detect folder mode: face crops per net pass
+STOPS = {signal.SIGINT, signal.SIGTERM}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -283,8 +285,12 @@ def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[C
 
         def write(frame: np.ndarray) -> None:
             nonlocal written
-            writer.write(frame)
-            written += 1
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # Ctrl-C between the two would miscount
+            try:
+                writer.write(frame)
+                written += 1
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
 
         try:
             yield write

@@ -35,6 +35,16 @@ def synthetic_lmdb(tmp_path: Path) -> Path:
     return path
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run that may include the Caffe tests needs the build: it fails at once rather than
+    skipping the modules that importorskip pycaffe."""
+    if "not caffe" not in (session.config.getoption("markexpr") or ""):
+        try:
+            import caffe  # noqa: F401
+        except ImportError as error:
+            raise pytest.UsageError(f"pycaffe is missing ({error}): run 'make install', or make test-fast") from error
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use pycaffe or the caffe tool are marked `caffe`: make test-fast leaves them
     out (-m "not caffe"), make test runs them after the build."""

@@ -89,6 +89,7 @@ def test_a_killed_local_job_resumes_where_it_stopped(reference: tuple[Path, str]
     assert shards(tmp_path / "job") == text
 
 
+@pytest.mark.slow
 def test_ray_replaces_a_killed_worker_and_resumes_a_killed_job(reference: tuple[Path, str], tmp_path: Path) -> None:
     folder, text = reference
     out = tmp_path / "ray"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from skimage import data
 
 from ferlib.dataset import complete as up_to_date
@@ -134,6 +135,7 @@ def kill_at_random(args: list[str], seconds: float, seed: int) -> None:
     process.wait(60)
 
 
+@pytest.mark.slow
 def test_killed_predict_runs_leave_only_complete_images(tmp_path: Path) -> None:
     folder = photos(tmp_path / "in", 12)
     args = ["predict", str(folder), "--out", str(tmp_path / "ann")]
@@ -149,6 +151,7 @@ def test_killed_predict_runs_leave_only_complete_images(tmp_path: Path) -> None:
     assert leftovers(tmp_path / "ann") == []  # the next run swept what killed runs left
 
 
+@pytest.mark.slow
 def test_killed_preprocess_runs_leave_a_complete_dataset(tmp_path: Path) -> None:
     csv = fer_csv(tmp_path / "fer.csv")
     out = tmp_path / "data"
