@@ -358,14 +358,14 @@ def run_video(recognizer: Recognizer, video: Video, args: argparse.Namespace) ->
             return cli.INTERRUPTED
         finally:
             bar.close()
+    elapsed = time.time() - started
     header = {"schema": SCHEMA, "model": recognizer.model, "source": video.name, "fps": video.fps, "frames": count}
     written = write_summary(out, summarise(tracker, header), tracker)
-    elapsed = time.time() - started
     skipped = f"; {video.skipped} undecodable frames skipped" if video.skipped else ""
     stopped = " (stopped with Ctrl-C)" if interrupted else ""
     print(
         f"{count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s){skipped}{stopped}; "
-        f"wrote {show(out)}, {', '.join(show(p) for p in written)}",
+        f"summary in {time.time() - started - elapsed:.1f} s; wrote {show(out)}, {', '.join(show(p) for p in written)}",
         file=sys.stderr,
     )
     return 0
