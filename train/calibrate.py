@@ -23,7 +23,7 @@ from ferlib import atomic, cli
 from ferlib.classifier import tta_average
 from ferlib.dataset import SPLIT_NAMES, DatasetError
 from ferlib.figures import save_png
-from ferlib.model_folder import ModelError, calibrated, model_members, write_calibration
+from ferlib.model_folder import TTA_VIEWS, ModelError, calibrated, model_members, write_calibration
 from train.ensemble import member_views
 
 BINS = 15
@@ -53,7 +53,7 @@ def model_probabilities(model: Path, data: Path, backend: str) -> tuple[dict, di
     folders, tta = model_members(model)
     splits, per_member = None, []
     for folder in folders:
-        views, splits, _ = member_views(folder, data, backend)
+        views, splits, _ = member_views(folder, data, backend, TTA_VIEWS[tta])  # only the views the TTA uses
         per_member.append({key: tta_average(v, tta) for key, v in views.items()})
     return {key: np.mean([m[key] for m in per_member], axis=0) for key in SPLIT_NAMES}, splits
 

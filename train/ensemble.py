@@ -49,13 +49,14 @@ def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
         )
 
 
-def member_views(folder: Path, data: Path, backend: str) -> tuple[dict, dict, tuple[str, ...]]:
-    """One member's ten-view probabilities on both splits, the splits themselves, and its labels."""
+def member_views(folder: Path, data: Path, backend: str, count: int = 10) -> tuple[dict, dict, tuple[str, ...]]:
+    """One member's probabilities of the first count views (all ten by default) on both splits,
+    the splits themselves, and its labels."""
     splits = {key: load_split(data, key) for key in SPLIT_NAMES}
     files = ModelFiles.from_dir(folder)
     check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
-    views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
+    views = {key: classifier.view_probabilities(split["faces"], count) for key, split in splits.items()}
     return views, splits, classifier.labels
 
 
