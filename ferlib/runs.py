@@ -6,18 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def run_name(net: str, epochs: float, weights: Path | None = None, seed: int | None = None) -> str:
-    """<net>-e<epochs>, plus -from-<weights file name> for a warm start and -seed<n> for a
-    seed of the user's."""
+def run_name(
+    net: str, epochs: float, weights: Path | None = None, seed: int | None = None, augment: str | None = None
+) -> str:
+    """<net>-e<epochs>, plus -aug-<augmentation name> when training images are augmented,
+    -from-<weights file name> for a warm start and -seed<n> for a seed of the user's."""
+    augmented = f"-aug-{Path(augment).stem}" if augment else ""
     start = f"-from-{Path(weights).stem}" if weights else ""
     seeded = f"-seed{seed}" if seed is not None else ""
-    return f"{Path(net).name}-e{epochs:g}{start}{seeded}"
+    return f"{Path(net).name}-e{epochs:g}{augmented}{start}{seeded}"
 
 
-if __name__ == "__main__":  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n]
+if __name__ == "__main__":  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=name]
     import sys
 
     given = sys.argv[3:]
-    seeds = [int(a.removeprefix("SEED=")) for a in given if a.startswith("SEED=")]
-    weights = [a for a in given if not a.startswith("SEED=")]
-    print(run_name(sys.argv[1], float(sys.argv[2]), Path(weights[0]) if weights else None, seeds[0] if seeds else None))
+    named = dict(a.split("=", 1) for a in given if a.startswith(("SEED=", "AUGMENT=")))
+    weights = [a for a in given if not a.startswith(("SEED=", "AUGMENT="))]
+    seed = int(named["SEED"]) if "SEED" in named else None
+    print(run_name(sys.argv[1], float(sys.argv[2]), Path(weights[0]) if weights else None, seed, named.get("AUGMENT")))

@@ -19,6 +19,7 @@ from conftest import synthetic_images
 from ferlib import caffe_proto
 from ferlib.dataset import file_sha256
 from ferlib.lmdb_io import write_lmdb
+from ferlib.runs import run_name
 from train import caffe_log
 from train.evaluate import evaluate
 from train.run import ROOT, TrainError, caffe_pb2, train, write_net, write_solver
@@ -202,6 +203,38 @@ def test_a_warm_start_refuses_missing_or_differently_aligned_weights(tmp_path: P
     (model / "alignment.json").write_text("{")
     with pytest.raises(TrainError, match='expected {"template": name or null}'):
         train(str(net), data, tmp_path / "runs", "r", epochs=1, caffe="caffe", weights=model / "m.caffemodel")
+
+
+def test_an_augmented_run_records_its_augmentation_and_ships_it_on_the_card(tmp_path: Path, caffe_tool: str) -> None:
+    from train.ship import recipe
+
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    info = train(str(net), data, tmp_path / "runs", "r", epochs=4, caffe=caffe_tool, seed=3, augment="fer")
+    assert info["status"] == "done"
+    preset = ROOT / "prototxt/augment/fer.prototxt"
+    assert info["augment"]["name"] == "fer" and info["augment"]["sha256"] == file_sha256(preset)
+    written = text_format.Parse((tmp_path / "runs/r/train_val.prototxt").read_text(), caffe_pb2().NetParameter())
+    train_layer, test_layer = (layer.transform_param for layer in written.layer if layer.type == "Data")
+    assert train_layer.rotate_degrees == 10 and train_layer.erase_probability == 0.25 and train_layer.crop_size == 6
+    assert not test_layer.HasField("rotate_degrees") and test_layer.crop_size == 6
+    assert "rotation by up to 10 degrees" in recipe(tmp_path / "runs/r")["augment"]
+    with pytest.raises(TrainError, match="trains with augmentation"):
+        train(str(net), data, tmp_path / "runs", "r", epochs=4, caffe=caffe_tool, seed=3)
+    (tmp_path / "bad.prototxt").write_text("rotate_degree: 3\n")
+    with pytest.raises(TrainError, match="bad.prototxt: not transform_param fields"):
+        train(
+            str(net), data, tmp_path / "runs", "s", epochs=4, caffe=caffe_tool, augment=str(tmp_path / "bad.prototxt")
+        )
+    with pytest.raises(TrainError, match="unknown augmentation 'none': .* one of fer"):
+        train(str(net), data, tmp_path / "runs", "s", epochs=4, caffe=caffe_tool, augment="none")
+
+
+def test_run_names_say_how_a_run_differs_from_the_default() -> None:
+    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "36", "models/m/m.caffemodel", "SEED=2", "AUGMENT=fer"]
+    named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert named == "fer_vgg-e36-aug-fer-from-m-seed2"
+    assert run_name("fer_vgg", 36) == "fer_vgg-e36"
 
 
 def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

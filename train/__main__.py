@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the solver's random seed (weight init, crops, mirrors, dropout; default: the net's solver.prototxt)",
     )
     parser.add_argument(
+        "--augment",
+        help="augment the training images: a name in prototxt/augment/ (e.g. fer) or a file of Caffe "
+        "transform_param fields (rotate_degrees, zoom_min/max, shift, contrast, brightness, erase_*), merged "
+        "into the net's TRAIN data layer (default: the net's own crop and mirror only)",
+    )
+    parser.add_argument(
         "--caffe",
         default=str(Path(sys.executable).parent / "caffe"),
         help="the caffe tool (default: the one make install links into .venv/bin)",
@@ -57,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    run = args.run or run_name(args.net, args.epochs, args.weights, args.seed)
+    run = args.run or run_name(args.net, args.epochs, args.weights, args.seed, args.augment)
     try:
-        info = train(args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights, args.seed)
+        info = train(
+            args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights, args.seed, args.augment
+        )
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

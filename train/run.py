@@ -58,6 +58,25 @@ def net_dir(net: str) -> Path:
     return folder
 
 
+def augment_file(augment: str) -> Path:
+    """prototxt/augment/<augment>.prototxt, or augment itself when it is a file."""
+    path = Path(augment) if Path(augment).is_file() else PROTOTXT / "augment" / f"{augment}.prototxt"
+    if not path.is_file():
+        names = sorted(p.stem for p in (PROTOTXT / "augment").glob("*.prototxt"))
+        raise TrainError(
+            f"unknown augmentation {augment!r}: expected a file of transform_param fields or one of {', '.join(names)}"
+        )
+    return path
+
+
+def read_augmentation(path: Path):
+    """The TransformationParameter fields of an augmentation file, or TrainError naming the file."""
+    try:
+        return text_format.Parse(path.read_text(), caffe_pb2().TransformationParameter())
+    except (text_format.ParseError, UnicodeDecodeError) as error:
+        raise TrainError(f"{path}: not transform_param fields ({error})") from error
+
+
 def set_classes(net, classes: int, prob_type: str) -> None:
     """Give the layer that feeds the prob_type layer (SoftmaxWithLoss or Softmax) one output
     per class: the number of classes follows from the data (7 for FER2013, 8 for FER+)."""
@@ -67,9 +86,12 @@ def set_classes(net, classes: int, prob_type: str) -> None:
             layer.inner_product_param.num_output = classes
 
 
-def write_net(source: Path, target: Path, data: Path, test_batch: int, classes: int = 7) -> int:
-    """train_val.prototxt with the data paths of this dataset, the exact TEST batch and
-    one output per class; returns the TRAIN batch size."""
+def write_net(
+    source: Path, target: Path, data: Path, test_batch: int, classes: int = 7, augment: Path | None = None
+) -> int:
+    """train_val.prototxt with the data paths of this dataset, the exact TEST batch, one
+    output per class and the augmentation file's fields in the TRAIN transform_param;
+    returns the TRAIN batch size."""
     pb2 = caffe_pb2()
     net = text_format.Parse(source.read_text(), pb2.NetParameter())
     train_batch = 0
@@ -84,6 +106,8 @@ def write_net(source: Path, target: Path, data: Path, test_batch: int, classes: 
             layer.data_param.batch_size = test_batch
         else:
             train_batch = layer.data_param.batch_size
+            if augment:
+                layer.transform_param.MergeFrom(read_augmentation(augment))
     set_classes(net, classes, "SoftmaxWithLoss")
     atomic.write_text(target, text_format.MessageToString(net))
     return train_batch
@@ -156,13 +180,25 @@ def train(
     caffe: str,
     weights: Path | None = None,
     seed: int | None = None,
+    augment: str | None = None,
 ) -> dict:
     """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
-    with the solver's random seed unless seed is given; returns its run.json."""
+    with the solver's random seed unless seed is given, with the training images augmented as
+    an augmentation file says when augment names one; returns its run.json."""
     folder = net_dir(net)
     net = folder.name
     manifest = check_data(data)
     start = check_weights(weights, manifest) if weights else None
+    augmentation = augment_file(augment) if augment else None
+    augmented = (
+        {
+            "name": augmentation.stem,
+            "sha256": file_sha256(augmentation),
+            "fields": text_format.MessageToString(read_augmentation(augmentation), as_one_line=True),
+        }
+        if augmentation
+        else None
+    )
     run_dir = runs / run
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -170,6 +206,11 @@ def train(
         raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
     if info and (info.get("weights") or {}).get("sha256") != (start or {}).get("sha256"):
         raise TrainError(f"{run_dir} started from weights {info.get('weights')}, not {start}: choose another RUN")
+    if info and (info.get("augment") or {}).get("fields") != (augmented or {}).get("fields"):
+        raise TrainError(
+            f"{run_dir} trains with augmentation {(info.get('augment') or {}).get('fields')!r}, "
+            f"not {(augmented or {}).get('fields')!r}: choose another RUN"
+        )
     if info and seed is not None and info.get("seed") != seed:
         raise TrainError(f"{run_dir} runs with seed {info.get('seed')}, not {seed}: choose another RUN")
     val_size = lmdb_size(data / "val_lmdb")
@@ -177,7 +218,12 @@ def train(
     snapshots.mkdir(parents=True, exist_ok=True)
     classes = len(manifest.get("classes", range(7)))
     train_batch = write_net(
-        folder / "train_val.prototxt", run_dir / "train_val.prototxt", data, exact_test_batch(val_size), classes
+        folder / "train_val.prototxt",
+        run_dir / "train_val.prototxt",
+        data,
+        exact_test_batch(val_size),
+        classes,
+        augmentation,
     )
     schedule = Schedule(
         epochs=epochs,
@@ -217,6 +263,7 @@ def train(
             "run": run,
             "weights": start,
             "seed": used_seed,
+            "augment": augmented,
             "engine": os.environ.get("CAFFE_ENGINE") or "DNNL (the build's default)",
             "command": " ".join(command),
             "data": {

@@ -35,6 +35,27 @@ def training_seconds(log_text: str, gap: float = 600) -> float:
     return sum(s for s in steps if 0 <= s <= gap)
 
 
+def augmentation_steps(transform) -> list[str]:
+    """The random augmentation of patch 0004's transform_param fields, in words."""
+    steps = []
+    if transform.rotate_degrees:
+        steps.append(f"rotation by up to {transform.rotate_degrees:g} degrees")
+    if transform.zoom_min != 1 or transform.zoom_max != 1:
+        steps.append(f"zoom {transform.zoom_min:g}-{transform.zoom_max:g}")
+    if transform.shift:
+        steps.append(f"shift by up to {transform.shift:.0%} of each side")
+    if transform.contrast:
+        steps.append(f"contrast x {1 - transform.contrast:g}-{1 + transform.contrast:g}")
+    if transform.brightness:
+        steps.append(f"brightness +-{transform.brightness:g}")
+    if transform.erase_probability:
+        steps.append(
+            f"random erasing ({transform.erase_probability:.0%} of images, "
+            f"{transform.erase_area_min:.0%}-{transform.erase_area_max:.0%} of the face)"
+        )
+    return steps
+
+
 def recipe(run: Path) -> dict:
     """What the card says about training, read from the run's own solver and nets: solver
     settings, the training augmentation and the deploy input shape."""
@@ -49,7 +70,7 @@ def recipe(run: Path) -> dict:
     )
     shape = next(layer.input_param.shape[0].dim for layer in deploy.layer if layer.type == "Input")
     augment = [f"random {transform.crop_size}x{transform.crop_size} crops"] if transform.crop_size else []
-    augment = (["mirror"] if transform.mirror else []) + augment
+    augment = (["mirror"] if transform.mirror else []) + augment + augmentation_steps(transform)
     return {
         "solver": f"SGD momentum {solver.momentum:g}, weight decay {solver.weight_decay:g}, "
         f"base_lr {solver.base_lr:g}, x{solver.gamma:g}",
@@ -90,6 +111,9 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     aligned_onto = f"onto the `{aligned}` template" if aligned else "skipped (`--no-align`: plain crops)"
     start = info.get("weights")
     weights = f" WEIGHTS={start['path']}" if start else ""
+    seeded = info["run"].endswith(f"-seed{info.get('seed')}")  # make train SEED=n names its run so (ferlib.runs)
+    weights += f" SEED={info['seed']}" if seeded else ""
+    weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
     lines = [
         f"# {name}",
         "",
