@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= data/fer2013
 
-.PHONY: help install install-predict caffe test test-fast lint demo preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship ensemble
+.PHONY: help install install-predict caffe test test-fast lint demo serve browser preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship ensemble
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ install: caffe ## .venv with every dependency, pycaffe and the caffe tool
 demo: install-predict ## the main job: predict on a sample photo with the shipped model -> out/demo.png
 	$(PY) -m predict.demo
 
+serve: install-predict ## a local web page: photo, video and camera labelled live (http://127.0.0.1:8000/; ARGS="--host 0.0.0.0 --port 8080")
+	$(PY) -m predict.serve $(ARGS)
+
 predict: install-predict ## predict on IMG=path (an image, a folder or a video); ARGS="..." for options
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path/to/photo.jpg [ARGS='--top-k 2']"; exit 2; }
 	$(PY) -m predict $(IMG) $(ARGS)
@@ -50,7 +53,12 @@ test-fast: $(VENV)/.all-deps ## lint, the import contract and every test that ne
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not caffe and not slow"
 
-test: test-fast install ## test-fast, then build or reuse Caffe and run the rest: the Caffe tests and the slow ones
+BROWSER_PACKAGES := chromium chromium-driver
+browser: ## Debian's headless Chromium and its driver, for the web page's end-to-end test (once; about a minute)
+	@dpkg-query -W -f='$${Status}\n' $(BROWSER_PACKAGES) 2>/dev/null | grep -c 'ok installed' | grep -qx 2 || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); }
+
+test: test-fast install browser ## test-fast, then build or reuse Caffe and run the rest: the Caffe tests and the slow ones
 	$(PY) -m pytest -q -m "caffe or slow"
 
 lint: $(VENV)/.all-deps ## ruff and the import contract (stages import ferlib, never each other)

@@ -4,21 +4,19 @@ of images or a video, with the trained Caffe model (OpenCV DNN by default: no Ca
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
-import signal
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ferlib import atomic, cli, cvio
+from ferlib import cli, cvio
 from ferlib.model_folder import TTA_MODES, ModelError
 from ferlib.nets import NetError
 from predict.drawing import annotate
@@ -33,8 +31,7 @@ from predict.outputs import (
     single_output,
 )
 from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
-from predict.summary import summarise, write_summary
-from predict.tracking import Tracker
+from predict.video import label_video
 
 EPILOG = """\
 output (schema "fer-caffe/1", docs/predict.md): every JSON document names the schema and
@@ -61,7 +58,6 @@ run quietly with status 0.
 
 MIN_FACE = 12  # MTCNN's smallest window: a smaller --min-face only upsamples the whole image
 CROP_BATCH = 256  # --no-detect folder mode: face crops per net pass
-STOPS = {signal.SIGINT, signal.SIGTERM}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -271,42 +267,6 @@ def run_folder(recognizer: Recognizer, folder: Path, args: argparse.Namespace) -
     return 2 if failures else 0
 
 
-@contextlib.contextmanager
-def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[Callable[[np.ndarray], None]]:
-    """A function that adds a frame to the annotated video. The video is written under a
-    temporary name and opened again before it is renamed into place: a full disk or a kill
-    never leaves a broken video under the final name."""
-    written = 0
-    with atomic.replacing(output_folder(dest)) as tmp:
-        with cvio.writable(tmp) as name:
-            writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not writer.isOpened():
-            raise InputError(f"{show(dest)}: cannot write a video there")
-
-        def write(frame: np.ndarray) -> None:
-            nonlocal written
-            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # Ctrl-C between the two would miscount
-            try:
-                writer.write(frame)
-                written += 1
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
-
-        try:
-            yield write
-        finally:
-            writer.release()
-        with cvio.readable(tmp) as name:
-            capture = cv2.VideoCapture(name)
-            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-            capture.release()
-        if frames != written:
-            raise InputError(
-                f"{show(dest)}: the annotated video could not be written completely ({frames} of {written} "
-                "frames readable; is the disk full?); nothing was written"
-            )
-
-
 def video_output(video: Video, args: argparse.Namespace) -> Path:
     """The annotated video's path: beside a video file (single_output), and for a stream or
     camera as if it were a file camera<N>.mp4 or <the URL's last part>.mp4 in this folder."""
@@ -320,52 +280,35 @@ def video_output(video: Video, args: argparse.Namespace) -> Path:
 
 
 def run_video(recognizer: Recognizer, video: Video, args: argparse.Namespace) -> int:
-    """Label every frame (or every --every'th, carrying labels between), track the faces and
-    smooth their probabilities, write the annotated video and the summary beside it. A file
-    interrupted writes nothing; a stream or camera ends with Ctrl-C, keeping what it recorded."""
+    """Label every frame (or every --every'th), print one document per frame, write the
+    annotated video and the summary beside it (predict.video.label_video)."""
     if args.no_detect:
         raise UsageError("--no-detect: classifies face crops in images; a video's frames are not face crops")
     out = video_output(video, args)
     printer = Printer(args.format, ["frame", "time_s"], recognizer.labels)
-    tracker = Tracker(recognizer.labels, smoothing=args.smooth)
-    count, started, faces = 0, time.time(), []
-    interrupted = False
-    with video:
-        bar = tqdm(total=video.frame_count or None, desc="frames", unit=" frames", file=sys.stderr)
-        try:
-            with annotated_video(out, video.fps, video.size) as write:
-                try:
-                    for index, frame in video.frames():
-                        if (frame.shape[1], frame.shape[0]) != video.size:
-                            frame = cv2.resize(frame, video.size)
-                        time_s = round(index / video.fps, 3)
-                        if count % args.every == 0:
-                            faces = tracker.update(index, time_s, recognizer.faces(frame))
-                        write(annotate(frame, faces, args.landmarks))
-                        doc = {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s}
-                        printer({**doc, "faces": faces}, [index, time_s])
-                        count += 1
-                        bar.update(1)
-                except KeyboardInterrupt:
-                    if not video.live:
-                        raise
-                    interrupted = True  # the usual end of a stream or camera session
-                if count == 0:
-                    raise InputError(f"{video.name}: no readable frames (truncated or corrupt video)")
-        except KeyboardInterrupt:
-            bar.close()
-            print(f"\ninterrupted after {count} frames: the annotated video was not written", file=sys.stderr)
-            return cli.INTERRUPTED
-        finally:
-            bar.close()
-    elapsed = time.time() - started
-    header = {"schema": SCHEMA, "model": recognizer.model, "source": video.name, "fps": video.fps, "frames": count}
-    written = write_summary(out, summarise(tracker, header), tracker)
+    started = time.time()
+    bar = tqdm(desc="frames", unit=" frames", file=sys.stderr)
+
+    def on_frame(doc: dict) -> None:
+        if bar.total is None and video.frame_count:
+            bar.total = video.frame_count
+        printer(doc, [doc["frame"], doc["time_s"]])
+        bar.update(1)
+
+    try:
+        done = label_video(recognizer, video, out, args.every, args.smooth, args.landmarks, on_frame)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\ninterrupted after {bar.n} frames: the annotated video was not written", file=sys.stderr)
+        return cli.INTERRUPTED
+    finally:
+        bar.close()
     skipped = f"; {video.skipped} undecodable frames skipped" if video.skipped else ""
-    stopped = " (stopped with Ctrl-C)" if interrupted else ""
+    stopped = " (stopped with Ctrl-C)" if done.interrupted else ""
     print(
-        f"{count} frames in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} frames/s){skipped}{stopped}; "
-        f"summary in {time.time() - started - elapsed:.1f} s; wrote {show(out)}, {', '.join(show(p) for p in written)}",
+        f"{done.frames} frames in {done.seconds:.1f} s ({done.frames / max(done.seconds, 1e-9):.1f} frames/s)"
+        f"{skipped}{stopped}; summary in {time.time() - started - done.seconds:.1f} s; "
+        f"wrote {', '.join(show(p) for p in done.written)}",
         file=sys.stderr,
     )
     return 0
