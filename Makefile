@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 FER2013 ?= ../shared/data/fer2013.csv.gz
-DATA ?= data/fer2013
+DATA ?= $(if $(FOLDER),data/$(notdir $(patsubst %/,%,$(FOLDER))),data/fer2013)
 
 .PHONY: help install install-predict caffe test test-fast lint demo serve browser preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship ensemble
 
@@ -66,16 +66,16 @@ lint: $(VENV)/.all-deps ## ruff and the import contract (stages import ferlib, n
 	$(VENV)/bin/lint-imports
 
 FERPLUS ?= $(dir $(FER2013))fer2013new.csv
-preprocess: $(VENV)/.all-deps ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DATA=out dir, LABELS=ferplus)
-	$(PY) -m preprocess $(FER2013) --out $(DATA) $(if $(filter ferplus,$(LABELS)),--ferplus $(FERPLUS)) $(ARGS)
+preprocess: $(VENV)/.all-deps ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DATA=out dir, LABELS=ferplus); FOLDER=dir: your own labelled faces
+	$(PY) -m preprocess $(if $(FOLDER),--folder $(FOLDER),$(FER2013)) --out $(DATA) $(if $(filter ferplus,$(LABELS)),--ferplus $(FERPLUS)) $(ARGS)
 
 NET ?= fer_reference
 EPOCHS ?= 150
 RUNS ?= runs
 RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS) $(if $(SEED),SEED=$(SEED)) $(if $(AUGMENT),AUGMENT=$(AUGMENT)))  # the run's name, made in one place
 
-train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start; SEED=n; AUGMENT=fer (prototxt/augment/)
-	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(SEED),--seed $(SEED)) $(if $(AUGMENT),--augment $(AUGMENT)) $(ARGS)
+train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start; SEED=n; AUGMENT=fer (prototxt/augment/); LR=0.001
+	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(SEED),--seed $(SEED)) $(if $(AUGMENT),--augment $(AUGMENT)) $(if $(LR),--base-lr $(LR)) $(ARGS)
 
 evaluate: $(VENV)/.all-deps ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
 	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)

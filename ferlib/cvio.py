@@ -18,6 +18,9 @@ import numpy as np
 
 from ferlib import atomic
 
+# Image files OpenCV reads, by extension (the predict stage and folder datasets share it).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
+
 
 def utf8_safe(path: Path) -> bool:
     """Whether OpenCV can be given this path as it is."""

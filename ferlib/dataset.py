@@ -22,6 +22,13 @@ from ferlib.classes import FER2013
 from ferlib.lmdb_io import lmdb_size, read_lmdb
 
 SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
+FOLDER_SPLIT_NAMES = {"val": "val", "test": "test"}
+
+
+def split_names(manifest: dict | None) -> dict[str, str]:
+    """What reports call the val and test splits: FER2013's PublicTest and PrivateTest, or
+    plain val and test for a folder dataset (preprocess --folder)."""
+    return FOLDER_SPLIT_NAMES if "folder" in (manifest or {}).get("input", {}) else SPLIT_NAMES
 
 
 class DatasetError(Exception):

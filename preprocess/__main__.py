@@ -1,4 +1,5 @@
-"""python -m preprocess FER2013_CSV [--out DIR]: everything training needs from the Kaggle file."""
+"""python -m preprocess FER2013_CSV [--out DIR]: everything training needs from the Kaggle file;
+python -m preprocess --folder DIR --out DIR: the same from a folder of your own labelled faces."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ferlib import cli
 from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES
 from preprocess.build import DataError, Settings, build
 from preprocess.fer_csv import NotFer2013Error
+from preprocess.folder import FolderOptions, build_folder
 
 EPILOG = """\
 steps: read and validate the csv (bad rows are reported with their line number and skipped),
@@ -19,6 +21,14 @@ found keeps the plain image, and is counted), write aligned/..., one LMDB per sp
 (train_lmdb shuffled with --seed, val_lmdb = PublicTest and test_lmdb = PrivateTest in csv
 order), mean.binaryproto + mean.npy of the training faces, index.csv (every LMDB key, its csv
 row, label, whether a face was found) and manifest.json (checksums, counts, timings).
+
+--folder DIR instead of the csv: DIR/<class>/<images> (this tool splits: stratified by
+class, seeded with --seed, --split fractions, grouped by --subject) or DIR/train/<class>/...,
+DIR/val/..., DIR/test/... (your split). Folder names are the classes (FER2013's seven, in
+FER2013's order, when they are named so); --map maps them onto FER2013's classes. Photos get
+MTCNN on the whole picture; crops up to 128 pixels are aligned like FER2013's crops. Files
+that are not readable images are reported by name and skipped. files.csv lists the file of
+every row.
 
 The output is built beside --out and swapped into place when complete, so --out always holds
 the old dataset or the new one. --out must be a new or empty folder or a dataset this tool
@@ -36,8 +46,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("csv", type=Path, help="the Kaggle fer2013.csv, plain or .csv.gz")
-    parser.add_argument("--out", type=Path, default=Path("data/fer2013"), help="output folder (default: %(default)s)")
+    parser.add_argument("csv", type=Path, nargs="?", help="the Kaggle fer2013.csv, plain or .csv.gz")
+    parser.add_argument(
+        "--folder", type=Path, help="a folder of your own labelled faces instead of the csv (see below)"
+    )
+    parser.add_argument(
+        "--map",
+        type=Path,
+        help="with --folder: a JSON file mapping class folder names onto FER2013 classes or null "
+        '(leave out), e.g. {"anger": "Angry", "contempt": null}',
+    )
+    parser.add_argument(
+        "--split",
+        type=fractions,
+        default=(0.8, 0.1, 0.1),
+        help="with --folder and no train/ val/ test/: train,val,test fractions (default: 0.8,0.1,0.1)",
+    )
+    parser.add_argument(
+        "--subject",
+        metavar="REGEX",
+        help="with --folder: the subject id in a file name (its first group), so that one person's images "
+        r"stay in one split, e.g. '^(S\d+)_' for CK+",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: data/fer2013, or data/<folder name> with --folder)"
+    )
     parser.add_argument(
         "--size",
         type=cli.number(12, 1024, int),
@@ -91,8 +124,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def fractions(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' -> three fractions that sum to 1."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(
+            f"expected three positive fractions that sum to 1, e.g. 0.8,0.1,0.1; got {text!r}"
+        )
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if (args.csv is None) == (args.folder is None):
+        print("error: give the FER2013 csv or --folder DIR (one of them)", file=sys.stderr)
+        return 2
+    if args.out is None:
+        args.out = Path("data") / (args.folder.resolve().name if args.folder is not None else "fer2013")
+    if args.folder is not None:
+        return main_folder(args)
     for path, expected in ((args.csv, "the Kaggle fer2013.csv or .csv.gz"), (args.ferplus, "FER+'s fer2013new.csv")):
         if path is not None and not path.is_file():
             what = "a folder" if path.is_dir() else "no such file"
@@ -128,6 +181,38 @@ def main(argv: list[str] | None = None) -> int:
     summary = {key: manifest[key] for key in ("counts", "faces")}
     summary["bad_rows"] = manifest["bad_rows"]["count"]
     summary["total_s"] = manifest["timings"]["total_s"]
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main_folder(args: argparse.Namespace) -> int:
+    """--folder: a dataset of the user's own labelled faces."""
+    if args.ferplus is not None:
+        print("error: --ferplus: FER+ labels belong to the FER2013 csv, not to --folder", file=sys.stderr)
+        return 2
+    settings = Settings(
+        size=args.size,
+        align=args.align,
+        template=args.template,
+        seed=args.seed,
+        images=args.images,
+        min_face_size=args.min_face,
+    )
+    options = FolderOptions(mapping=args.map, fractions=args.split, subject=args.subject)
+    try:
+        manifest = build_folder(args.folder, args.out, settings, options, force=args.force)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.out} was not changed", file=sys.stderr)
+        return cli.INTERRUPTED
+    if manifest is None:
+        print(f"{args.out} is up to date with {args.folder} and these settings (use --force to rebuild)")
+        return 0
+    summary = {key: manifest[key] for key in ("classes", "counts", "faces")}
+    summary["bad_files"] = manifest["bad_files"]["count"]
     print(json.dumps(summary, indent=1))
     print(f"wrote {args.out}")
     return 0

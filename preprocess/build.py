@@ -53,12 +53,14 @@ class Settings:
 
 @dataclass
 class Split:
-    """One split's rows, in csv order."""
+    """One split's rows, in input order: csv rows (images are the 48x48 crops, aligned later)
+    or a folder's files (images already aligned, found set)."""
 
     name: str
     rows: list[int] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)
+    found: list[bool] | None = None
 
 
 def read_csv(
@@ -263,10 +265,40 @@ def _build_into(
     started: float,
     ferplus_csv: Path | None,
 ) -> dict:
-    timings = {}
     splits, bad, csv_sha256, unlabelled = read_csv(csv, strict, ferplus_csv)
+    source = {
+        "input": {
+            "path": str(csv.resolve()),
+            "file_sha256": fingerprint["input_file_sha256"],
+            "csv_sha256": csv_sha256,
+            "ferplus": str(ferplus_csv.resolve()) if ferplus_csv else None,
+            "ferplus_sha256": fingerprint["ferplus_sha256"],
+        },
+        "labels": "ferplus (majority vote)" if ferplus_csv else "fer2013",
+        "unlabelled_by_ferplus": dict(unlabelled),
+        "bad_rows": {"count": len(bad), "rows": [{"line": b.line, "reason": b.reason} for b in bad]},
+    }
     classes = ferplus.CLASSES if ferplus_csv else CLASSES
-    timings["read_csv_s"] = round(time.time() - started, 1)
+    timings = {"read_csv_s": round(time.time() - started, 1)}
+    empty = f"{csv}: no valid Training rows"
+    return write_dataset(tmp, splits, classes, settings, workers, fingerprint, source, timings, started, empty)
+
+
+def write_dataset(
+    tmp: Path,
+    splits: dict[str, Split],
+    classes: tuple[str, ...],
+    settings: Settings,
+    workers: int,
+    fingerprint: dict,
+    source: dict,
+    timings: dict,
+    started: float,
+    no_train: str,
+) -> dict:
+    """Align (csv crops), write the LMDBs, mean, index.csv and the manifest (source gives its
+    input-specific fields) into tmp; returns the manifest. no_train says what is missing
+    when there is no training image."""
     rows = sum(len(split.rows) for split in splits.values())
     need, free = required_bytes(rows, settings), shutil.disk_usage(tmp).free
     if need > free:
@@ -281,10 +313,12 @@ def _build_into(
         if not split.rows:
             continue
         images = np.stack(split.images)
-        if settings.images:
+        if settings.images and split.found is None:
             write_pngs(tmp / "images", name, split.rows, split.labels, images)
         start = time.time()
-        if settings.align:
+        if split.found is not None:
+            faces, found = images, np.array(split.found, dtype=bool)
+        elif settings.align:
             faces, found = align_faces(images, settings, workers, desc=f"align {name}")
         else:
             faces = np.stack([cv2.resize(im, (settings.size, settings.size)) for im in images])
@@ -315,31 +349,23 @@ def _build_into(
             "copies_of_train": int(copies.sum()),
         }
     if "train" not in counts:
-        raise DataError(f"{csv}: no valid Training rows, so there is nothing to train on or take a mean of")
+        raise DataError(f"{no_train}, so there is nothing to train on or take a mean of")
     (tmp / "index.csv").write_text("\n".join(index_lines) + "\n")
     checked = ["index.csv", "mean.binaryproto", "mean.npy", *(f"{name}_lmdb/data.mdb" for name in counts)]
+    checked += [name for name in ("files.csv",) if (tmp / name).exists()]
     manifest = {
         "fingerprint": fingerprint,
-        "input": {
-            "path": str(csv.resolve()),
-            "file_sha256": fingerprint["input_file_sha256"],
-            "csv_sha256": csv_sha256,
-            "ferplus": str(ferplus_csv.resolve()) if ferplus_csv else None,
-            "ferplus_sha256": fingerprint["ferplus_sha256"],
-        },
-        "labels": "ferplus (majority vote)" if ferplus_csv else "fer2013",
-        "unlabelled_by_ferplus": dict(unlabelled),
+        **source,
         "settings": {
             **settings.__dict__,
             "workers": workers,
             "template_points_48": TEMPLATES[settings.template].tolist() if settings.align else None,
-            "lmdb_key": "<position:08d>_<csv row:05d>",
+            "lmdb_key": "<position:08d>_<row:05d>",
             "train_shuffle_seed": settings.seed,
         },
         "classes": list(classes),
         "counts": counts,
         "faces": found_counts,
-        "bad_rows": {"count": len(bad), "rows": [{"line": b.line, "reason": b.reason} for b in bad]},
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,

@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the solver's random seed (weight init, crops, mirrors, dropout; default: the net's solver.prototxt)",
     )
     parser.add_argument(
+        "--base-lr",
+        type=cli.number(1e-8, 10),
+        help="the solver's base learning rate (default: the net's solver.prototxt, 0.01); fine-tuning "
+        "from --weights usually wants a tenth of it",
+    )
+    parser.add_argument(
         "--augment",
         help="augment the training images: a name in prototxt/augment/ (e.g. fer) or a file of Caffe "
         "transform_param fields (rotate_degrees, zoom_min/max, shift, contrast, brightness, erase_*), merged "
@@ -66,7 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run or run_name(args.net, args.epochs, args.weights, args.seed, args.augment)
     try:
         info = train(
-            args.net, args.data, args.runs, run, args.epochs, args.caffe, args.weights, args.seed, args.augment
+            args.net,
+            args.data,
+            args.runs,
+            run,
+            args.epochs,
+            args.caffe,
+            args.weights,
+            args.seed,
+            args.augment,
+            args.base_lr,
         )
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier, tta_average
-from ferlib.dataset import SPLIT_NAMES, DatasetError, classes, load_split
+from ferlib.dataset import SPLIT_NAMES, DatasetError, classes, load_split, read_manifest, split_names
 from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
@@ -55,9 +55,15 @@ def tta_table(views: dict[str, np.ndarray], splits: dict[str, dict]) -> dict[str
     }
 
 
-def tta_markdown(table: dict[str, dict[str, float]]) -> list[str]:
-    """The TTA table as Markdown lines."""
-    lines = ["| TTA | PublicTest | PrivateTest |", "|---|---|---|"]
+def names(report: dict) -> dict[str, str]:
+    """The report's names of the val and test splits (FER2013's for reports that predate them)."""
+    return report.get("split_names", SPLIT_NAMES)
+
+
+def tta_markdown(report: dict) -> list[str]:
+    """The report's TTA table as Markdown lines."""
+    table, split = report["tta_table"], names(report)
+    lines = [f"| TTA | {split['val']} | {split['test']} |", "|---|---|---|"]
     return lines + [f"| {mode} | {row['val']:.4f} | {row['test']:.4f} |" for mode, row in table.items()]
 
 
@@ -71,9 +77,9 @@ def per_class_markdown(split: dict) -> list[str]:
 
 
 def headline(report: dict) -> str:
-    """The one-line result: PublicTest and PrivateTest accuracy."""
-    splits = report["splits"]
-    return f"PublicTest {splits['val']['accuracy']:.4f}, PrivateTest {splits['test']['accuracy']:.4f}"
+    """The one-line result: PublicTest and PrivateTest (val and test) accuracy."""
+    splits, split = report["splits"], names(report)
+    return f"{split['val']} {splits['val']['accuracy']:.4f}, {split['test']} {splits['test']['accuracy']:.4f}"
 
 
 def select_snapshot(
@@ -114,11 +120,11 @@ def peak_sentence(peak: dict, selected: float) -> str:
 
 def markdown(report: dict) -> str:
     """report.md: headline, the two splits, per-class table for PrivateTest."""
-    test, val = report["splits"]["test"], report["splits"]["val"]
+    test, val, split_name = report["splits"]["test"], report["splits"]["val"], names(report)
     lines = [
         f"# Evaluation of {report['model']}",
         "",
-        f"**PrivateTest accuracy {test['accuracy']:.4f}** on all {test['images']} images "
+        f"**{split_name['test']} accuracy {test['accuracy']:.4f}** on all {test['images']} images "
         f"({report['selection']}; TTA: {report['tta']}; backend: {report['backend']}).",
         "",
         "| split | images | accuracy | face found | face not found | not a copy of a training image |",
@@ -129,11 +135,9 @@ def markdown(report: dict) -> str:
             f"{split[k]['accuracy']:.4f} ({split[k]['images']})" if split.get(k) and split[k]["images"] else "-"
             for k in ("face_found", "face_not_found", "not_copies_of_train")
         ]
-        lines.append(
-            f"| {SPLIT_NAMES[key]} | {split['images']} | {split['accuracy']:.4f} | " + " | ".join(cells) + " |"
-        )
-    lines += ["", "PrivateTest per class:", "", *per_class_markdown(test)]
-    lines += ["", "Test-time augmentation, the same weights:", "", *tta_markdown(report["tta_table"])]
+        lines.append(f"| {split_name[key]} | {split['images']} | {split['accuracy']:.4f} | " + " | ".join(cells) + " |")
+    lines += ["", f"{split_name['test']} per class:", "", *per_class_markdown(test)]
+    lines += ["", "Test-time augmentation, the same weights:", "", *tta_markdown(report)]
     lines += ["", "![confusion matrix](confusion.png)", ""]
     if report.get("curves"):
         lines += ["![learning curves](curves.png)", ""]
@@ -143,9 +147,9 @@ def markdown(report: dict) -> str:
     if report.get("candidates"):
         columns = ("val_accuracy", "test_accuracy") if peak else ("val_accuracy",)
         lines += [
-            "Every snapshot scored (the selection uses only PublicTest):",
+            f"Every snapshot scored (the selection uses only {split_name['val']}):",
             "",
-            "| iteration | " + " | ".join(f"{SPLIT_NAMES[c.split('_')[0]]} accuracy" for c in columns) + " |",
+            "| iteration | " + " | ".join(f"{split_name[c.split('_')[0]]} accuracy" for c in columns) + " |",
             "|---" * (len(columns) + 1) + "|",
         ]
         lines += [
@@ -166,13 +170,14 @@ def evaluate(
     """Write report.json, report.md, confusion.png (and curves.png for a run, snapshots.png
     with test_curve) into out."""
     val, test = load_split(data, "val"), load_split(data, "test")
+    split_name = split_names(read_manifest(data))
     candidates = []
     if run is not None:
         weights, candidates = select_snapshot(
             run, data / "mean.npy", val, tta, backend, test=test if test_curve else None
         )
         files = ModelFiles(run / "deploy.prototxt", weights, data / "mean.npy", classes(data))
-        selection = f"snapshot {weights.name}, the best of {len(candidates)} on PublicTest"
+        selection = f"snapshot {weights.name}, the best of {len(candidates)} on {split_name['val']}"
     else:
         files = ModelFiles.from_dir(model)
         selection = f"model {model}"
@@ -190,6 +195,7 @@ def evaluate(
         "backend": backend,
         "data": str(data),
         "splits": reports,
+        "split_names": split_name,
         "tta_table": tta_table(views, splits),
         "candidates": candidates,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -197,7 +203,7 @@ def evaluate(
     plots.confusion_png(
         counts["test"],
         classifier.labels,
-        f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} ({files.weights.name})",
+        f"{split_name['test']}, accuracy {reports['test']['accuracy']:.4f} ({files.weights.name})",
         out / "confusion.png",
     )
     peak = peak_on_test(candidates)
@@ -206,7 +212,7 @@ def evaluate(
             candidates,
             next(c for c in candidates if c["snapshot"] == files.weights.name),
             peak,
-            f"{run.name}: every snapshot on both splits (selected on PublicTest)",
+            f"{run.name}: every snapshot on both splits (selected on {split_name['val']})",
             out / "snapshots.png",
         )
     log_path = run / "caffe.log" if run is not None else None

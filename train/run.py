@@ -77,21 +77,50 @@ def read_augmentation(path: Path):
         raise TrainError(f"{path}: not transform_param fields ({error})") from error
 
 
-def set_classes(net, classes: int, prob_type: str) -> None:
-    """Give the layer that feeds the prob_type layer (SoftmaxWithLoss or Softmax) one output
-    per class: the number of classes follows from the data (7 for FER2013, 8 for FER+)."""
+def classifier(net, prob_type: str):
+    """The InnerProduct layer that feeds the prob_type layer (SoftmaxWithLoss or Softmax)."""
     feeds = {layer.bottom[0] for layer in net.layer if layer.type == prob_type}
-    for layer in net.layer:
-        if layer.type == "InnerProduct" and set(layer.top) & feeds:
-            layer.inner_product_param.num_output = classes
+    return next(layer for layer in net.layer if layer.type == "InnerProduct" and set(layer.top) & feeds)
+
+
+def set_classes(net, classes: int, prob_type: str, fresh: bool = False) -> None:
+    """Give the classifier one output per class: the number of classes follows from the data
+    (7 for FER2013, 8 for FER+, a folder's own). fresh renames it, so that Caffe starts it
+    from its filler instead of copying it from the start weights (a different class count)."""
+    layer = classifier(net, prob_type)
+    layer.inner_product_param.num_output = classes
+    if fresh:
+        layer.name = f"{layer.name}-{classes}classes"
+
+
+def weights_outputs(weights: Path, layer: str) -> int | None:
+    """The number of outputs of a layer in a .caffemodel (None when it has no such layer)."""
+    from google.protobuf.message import DecodeError
+
+    model = caffe_pb2().NetParameter()
+    try:
+        model.ParseFromString(weights.read_bytes())
+    except DecodeError as error:
+        raise TrainError(f"{weights}: not a Caffe .caffemodel ({error})") from error
+    for found in [*model.layer, *model.layers]:
+        if found.name == layer and found.blobs:
+            blob = found.blobs[0]
+            return int(blob.shape.dim[0]) if blob.shape.dim else int(blob.num)
+    return None
 
 
 def write_net(
-    source: Path, target: Path, data: Path, test_batch: int, classes: int = 7, augment: Path | None = None
+    source: Path,
+    target: Path,
+    data: Path,
+    test_batch: int,
+    classes: int = 7,
+    augment: Path | None = None,
+    fresh: bool = False,
 ) -> int:
     """train_val.prototxt with the data paths of this dataset, the exact TEST batch, one
-    output per class and the augmentation file's fields in the TRAIN transform_param;
-    returns the TRAIN batch size."""
+    output per class (a fresh classifier when fresh) and the augmentation file's fields in
+    the TRAIN transform_param; returns the TRAIN batch size."""
     pb2 = caffe_pb2()
     net = text_format.Parse(source.read_text(), pb2.NetParameter())
     train_batch = 0
@@ -108,27 +137,35 @@ def write_net(
             train_batch = layer.data_param.batch_size
             if augment:
                 layer.transform_param.MergeFrom(read_augmentation(augment))
-    set_classes(net, classes, "SoftmaxWithLoss")
+    set_classes(net, classes, "SoftmaxWithLoss", fresh)
     atomic.write_text(target, text_format.MessageToString(net))
     return train_batch
 
 
-def write_deploy(source: Path, target: Path, classes: int) -> None:
-    """deploy.prototxt with one output per class."""
+def write_deploy(source: Path, target: Path, classes: int, fresh: bool = False) -> None:
+    """deploy.prototxt with one output per class (named as write_net named it)."""
     net = text_format.Parse(source.read_text(), caffe_pb2().NetParameter())
-    set_classes(net, classes, "Softmax")
+    set_classes(net, classes, "Softmax", fresh)
     atomic.write_text(target, text_format.MessageToString(net))
 
 
 def write_solver(
-    source: Path, target: Path, net: Path, schedule: Schedule, prefix: Path, seed: int | None = None
+    source: Path,
+    target: Path,
+    net: Path,
+    schedule: Schedule,
+    prefix: Path,
+    seed: int | None = None,
+    base_lr: float | None = None,
 ) -> int:
     """solver.prototxt with the values that follow from the data and this run's paths (and the
-    random seed when given); returns the seed it uses."""
+    random seed and base learning rate when given); returns the seed it uses."""
     pb2 = caffe_pb2()
     solver = text_format.Parse(source.read_text(), pb2.SolverParameter())
     if seed is not None:
         solver.random_seed = seed
+    if base_lr is not None:
+        solver.base_lr = base_lr
     solver.net = str(net)
     solver.max_iter = schedule.max_iter
     del solver.stepvalue[:]
@@ -181,6 +218,7 @@ def train(
     weights: Path | None = None,
     seed: int | None = None,
     augment: str | None = None,
+    base_lr: float | None = None,
 ) -> dict:
     """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
     with the solver's random seed unless seed is given, with the training images augmented as
@@ -217,6 +255,9 @@ def train(
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
     classes = len(manifest.get("classes", range(7)))
+    source_net = text_format.Parse((folder / "train_val.prototxt").read_text(), caffe_pb2().NetParameter())
+    last = classifier(source_net, "SoftmaxWithLoss").name
+    fresh = weights is not None and weights_outputs(weights, last) not in (None, classes)
     train_batch = write_net(
         folder / "train_val.prototxt",
         run_dir / "train_val.prototxt",
@@ -224,6 +265,7 @@ def train(
         exact_test_batch(val_size),
         classes,
         augmentation,
+        fresh,
     )
     schedule = Schedule(
         epochs=epochs,
@@ -239,8 +281,9 @@ def train(
         schedule,
         snapshots / net,
         seed if seed is not None else info.get("seed"),
+        base_lr if base_lr is not None else info.get("base_lr"),
     )
-    write_deploy(folder / "deploy.prototxt", run_dir / "deploy.prototxt", classes)
+    write_deploy(folder / "deploy.prototxt", run_dir / "deploy.prototxt", classes, fresh)
     resume = newest_state(snapshots)
     command = [
         caffe,
@@ -264,6 +307,8 @@ def train(
             "weights": start,
             "seed": used_seed,
             "augment": augmented,
+            "base_lr": base_lr if base_lr is not None else info.get("base_lr"),
+            "fresh_layers": [last] if fresh else [],
             "engine": os.environ.get("CAFFE_ENGINE") or "DNNL (the build's default)",
             "command": " ".join(command),
             "data": {

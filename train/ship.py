@@ -19,11 +19,11 @@ from google.protobuf import text_format
 
 from ferlib import atomic, cli
 from ferlib.classes import FER2013
-from ferlib.dataset import read_manifest, template
+from ferlib.dataset import read_manifest, split_names, template
 from ferlib.faces import DEFAULT_TEMPLATE
 from ferlib.model_folder import write_model
 from train.caffe_log import parse
-from train.evaluate import peak_on_test, peak_sentence, per_class_markdown, tta_markdown
+from train.evaluate import names, peak_on_test, peak_sentence, per_class_markdown, tta_markdown
 from train.run import caffe_pb2
 
 
@@ -97,16 +97,79 @@ def share(subset: dict) -> str:
     return f"{subset['accuracy']:.4f}" if subset.get("accuracy") is not None else "-"
 
 
+def data_lines(manifest: dict, aligned_onto: str) -> list[str]:
+    """The card's Data section: what the images were and how preprocess made them faces."""
+    faces, counts, source = manifest["faces"], manifest["counts"], manifest["input"]
+    plain = split_names(manifest)
+    labels = ("train", *plain.values()) if "folder" in source else ("Training", *plain.values())
+    classes = manifest.get("classes", FER2013)
+    found = ", ".join(
+        f"{label} {faces[split]['found']}/{counts[split]['total']}"
+        for label, split in zip(labels, ("train", "val", "test"))
+    )
+    sizes = " / ".join(f"{counts[split]['total']} {label}" for label, split in zip(labels, ("train", "val", "test")))
+    if "folder" not in source:
+        return [
+            f"- FER2013 (`fer2013.csv`, sha256 `{source['csv_sha256']}`): {sizes} images, {len(classes)} classes "
+            f"({manifest.get('labels', 'fer2013')} labels).",
+            f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48 "
+            f"{aligned_onto} (`alignment.json`); faces found: {found} (the others keep the plain crop). Mean of the "
+            "aligned training faces subtracted.",
+        ]
+    split = manifest["split"]
+    how = (
+        "split by you (train/, val/, test/)"
+        if split["fractions"] is None
+        else f"split by preprocess ({'/'.join(f'{f:g}' for f in split['fractions'])}, stratified by class, seed "
+        f"{split['seed']}"
+        + (
+            f", {split['subjects']} subjects kept whole by `--subject '{split['subject_regex']}'`"
+            if split["subject_regex"]
+            else ""
+        )
+        + ")"
+    )
+    mapped = f", folder names mapped by `{source['mapping']}`" if source.get("mapping") else ""
+    return [
+        f"- The folder `{source['folder']}` (file list sha256 `{source['listing_sha256']}`): {sizes} images, "
+        f"{len(classes)} classes ({', '.join(classes)}{mapped}), {how}; {manifest['bad_files']['count']} files "
+        "skipped: not images or unreadable (listed in the dataset's manifest.json).",
+        f"- `make preprocess FOLDER=...`: MTCNN on each picture (crops of up to 128 pixels padded by 25% first), "
+        f"5-point similarity alignment to 48x48 {aligned_onto} (`alignment.json`); faces found: {found} (the "
+        "others: the centre square). Mean of the aligned training faces subtracted.",
+    ]
+
+
+def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str]:
+    """The make preprocess line of the card, and the DATA= the other lines need."""
+    source = manifest["input"]
+    if "folder" not in source:
+        return "make preprocess FER2013=path/to/fer2013.csv.gz" + (
+            " LABELS=ferplus" if source.get("ferplus") else ""
+        ) + preprocess_args, ""
+    split = manifest["split"]
+    extra = [f"--map {source['mapping']}"] if source.get("mapping") else []
+    if split["fractions"] not in (None, [0.8, 0.1, 0.1]):
+        extra.append(f"--split {','.join(f'{f:g}' for f in split['fractions'])}")
+    if split["subject_regex"]:
+        extra.append(f"--subject '{split['subject_regex']}'")
+    args = preprocess_args.removeprefix(' ARGS="').removeprefix(" ARGS=").removesuffix('"')
+    extra += [args] if args else []
+    data = f" DATA=data/{Path(source['folder']).name}"
+    return f"make preprocess FOLDER={source['folder']}" + (f' ARGS="{" ".join(extra)}"' if extra else ""), data
+
+
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
+    val_name, test_name = names(report).values()
     how = recipe(run)
     peak = peak_on_test(report.get("candidates", []))
     evaluate_args = " ".join(
         ([f"--tta {report['tta']}"] if report["tta"] != "none" else []) + (["--test-curve"] if peak else [])
     )
     evaluate_args = f' ARGS="{evaluate_args}"' if evaluate_args else ""
-    faces, aligned = manifest["faces"], template(manifest)
+    aligned = template(manifest)
     preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(aligned, f' ARGS="--template {aligned}"')
     aligned_onto = f"onto the `{aligned}` template" if aligned else "skipped (`--no-align`: plain crops)"
     start = info.get("weights")
@@ -114,35 +177,46 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     seeded = info["run"].endswith(f"-seed{info.get('seed')}")  # make train SEED=n names its run so (ferlib.runs)
     weights += f" SEED={info['seed']}" if seeded else ""
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
+    weights += f" LR={info['base_lr']:g}" if info.get("base_lr") else ""
+    preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
+    weights = data + weights
+    dataset = (
+        "FER2013"
+        if "folder" not in manifest["input"]
+        else f"the folder dataset `{Path(manifest['input']['folder']).name}`"
+    )
+    fresh = info.get("fresh_layers") or []
+    started = (
+        f", fine-tuned from the weights `{start['path']}`"
+        + (
+            f" (its last layer, `{fresh[0]}`, started afresh for these {len(manifest.get('classes', FER2013))} classes)"
+            if fresh
+            else " (a warm start)"
+        )
+        + "."
+        if start
+        else "."
+    )
     lines = [
         f"# {name}",
         "",
-        f"A Caffe `{info['net']}` (prototxt/{info['net']}/) trained on FER2013 by this project's `make train`"
-        + (f", starting from the weights `{start['path']}` (a warm restart)." if start else "."),
+        f"A Caffe `{info['net']}` (prototxt/{info['net']}/) trained on {dataset} by this project's `make train`"
+        + started,
         "",
         "| | |",
         "|---|---|",
-        f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
-        f"| PublicTest accuracy (used to select the snapshot) | {val['accuracy']:.4f} |",
-        f"| PrivateTest, faces MTCNN found ({test['face_found']['images']}) | {share(test['face_found'])} |",
-        f"| PrivateTest, no face found: unaligned crop ({test['face_not_found']['images']}) | "
+        f"| {test_name} accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
+        f"| {val_name} accuracy (used to select the snapshot) | {val['accuracy']:.4f} |",
+        f"| {test_name}, faces MTCNN found ({test['face_found']['images']}) | {share(test['face_found'])} |",
+        f"| {test_name}, no face found: unaligned crop ({test['face_not_found']['images']}) | "
         f"{share(test['face_not_found'])} |",
-        f"| PrivateTest without the {test['images'] - test['not_copies_of_train']['images']} pixel copies of "
+        f"| {test_name} without the {test['images'] - test['not_copies_of_train']['images']} pixel copies of "
         f"training images ({test['not_copies_of_train']['images']}) | {share(test['not_copies_of_train'])} |",
         f"| selected | {report['selection']} |",
         f"| test-time augmentation | {report['tta']} |",
         "",
         "## Data",
-        f"- FER2013 (`fer2013.csv`, sha256 `{manifest['input']['csv_sha256']}`): "
-        f"{manifest['counts']['train']['total']} Training / {manifest['counts']['val']['total']} PublicTest / "
-        f"{manifest['counts']['test']['total']} PrivateTest images, {len(manifest.get('classes', FER2013))} classes "
-        f"({manifest.get('labels', 'fer2013')} labels).",
-        f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48 "
-        f"{aligned_onto} (`alignment.json`); "
-        f"faces found: train {faces['train']['found']}/{manifest['counts']['train']['total']}, "
-        f"PublicTest {faces['val']['found']}/{manifest['counts']['val']['total']}, "
-        f"PrivateTest {faces['test']['found']}/{manifest['counts']['test']['total']} "
-        "(the others keep the plain crop). Mean of the aligned training faces subtracted.",
+        *data_lines(manifest, aligned_onto),
         "",
         "## Training",
         f"- {schedule['epochs']:g} epochs = {schedule['max_iter']} iterations of batch {schedule['batch_size']}; "
@@ -151,7 +225,9 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         *(
             [
                 f"- Initialised from `{start['path']}` (sha256 `{start['sha256']}`, its own card says how it was "
-                "trained) instead of random weights; the schedule above ran again in full from there."
+                "trained) instead of random weights"
+                + (f", except `{fresh[0]}`" if fresh else "")
+                + "; the schedule above ran in full from there."
             ]
             if start
             else []
@@ -161,20 +237,18 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "## Reproduce",
         "```sh",
-        "make preprocess FER2013=path/to/fer2013.csv.gz"
-        + (" LABELS=ferplus" if manifest["input"].get("ferplus") else "")
-        + preprocess_args,
+        preprocess_line,
         f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}",
         f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{evaluate_args}",
         f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g}{weights} NAME={name}",
         "```",
         "",
-        "## PrivateTest per class",
+        f"## {test_name} per class",
         "",
         *per_class_markdown(test),
     ]
     if report.get("tta_table"):
-        lines += ["", "## Test-time augmentation", "", *tta_markdown(report["tta_table"])]
+        lines += ["", "## Test-time augmentation", "", *tta_markdown(report)]
         lines.append("\n`python -m predict --tta mirror` (or `ten`) averages over those views.")
     lines += ["", "![confusion matrix](confusion.png)", "", "![learning curves](curves.png)", ""]
     if peak:
