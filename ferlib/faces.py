@@ -137,6 +137,24 @@ class FaceDetector:
         found = self.detect_batch(padded, offset=pad)
         return [central_face(faces, crop.shape) if faces else None for crop, faces in zip(crops, found)]
 
+    def faces_in_crops(self, crops: list[np.ndarray], side: int = 48) -> list[Face | None]:
+        """crop_faces for face crops of any sizes: each is looked at as a side x side crop (the
+        way FER2013's crops were when the models' training faces were aligned), and the face
+        found is given in the crop's own pixels, so that it can be aligned at full resolution."""
+        if not crops:
+            return []
+        small = np.stack([cv2.resize(to_gray(c), (side, side), interpolation=cv2.INTER_AREA) for c in crops])
+        found = []
+        for crop, face in zip(crops, self.crop_faces(small)):
+            if face is None:
+                found.append(None)
+                continue
+            sx, sy = crop.shape[1] / side, crop.shape[0] / side
+            x, y, w, h = face.box
+            landmarks = tuple((px * sx, py * sy) for px, py in face.landmarks)
+            found.append(Face((x * sx, y * sy, w * sx, h * sy), face.score, landmarks))
+        return found
+
     def prepare_crops(
         self, crops: np.ndarray, size: int = 48, template: str = DEFAULT_TEMPLATE
     ) -> list[np.ndarray | None]:

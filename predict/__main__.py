@@ -103,7 +103,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-detect",
         action="store_true",
-        help="images are already face crops (e.g. 48x48 FER2013 images): classify each whole (not for video)",
+        help="images are already face crops (e.g. 48x48 FER2013 images): each is classified as the models were "
+        "trained and evaluated (padded, MTCNN, aligned; the plain crop where no face is found; 'aligned' in the "
+        "JSON says which); not for video",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="with --no-detect: resize each whole crop to the model's input, no alignment (about 5 points less "
+        "accurate on FER2013's PrivateTest; docs/results.md)",
     )
     parser.add_argument(
         "--top-k", type=cli.number(1, kind=int), default=3, help="labels listed per face, best first (default: 3)"
@@ -337,8 +345,17 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--out {show(args.out)}: a file; folder mode writes annotated copies into a folder")
         if args.threads:
             cv2.setNumThreads(args.threads)
+        if args.raw and not args.no_detect:
+            raise UsageError("--raw: only with --no-detect (face crops)")
         recognizer = Recognizer(
-            args.model, args.backend, args.min_face, args.threshold, args.top_k, args.tta, not args.no_detect
+            args.model,
+            args.backend,
+            args.min_face,
+            args.threshold,
+            args.top_k,
+            args.tta,
+            not args.no_detect,
+            not args.raw,
         )
         run = {"folder": run_folder, "video": run_video, "image": run_image}[what]
         return run(recognizer, target, args)

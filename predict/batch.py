@@ -54,7 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--shard-size", type=cli.number(1, 10**6, int), default=1000, help="images per shard")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder (default: the shipped one)")
-    parser.add_argument("--no-detect", action="store_true", help="the images are face crops: classify each whole")
+    parser.add_argument(
+        "--no-detect", action="store_true", help="the images are face crops: aligned as in training, then classified"
+    )
+    parser.add_argument("--raw", action="store_true", help="with --no-detect: each whole crop, not aligned")
     parser.add_argument("--min-face", type=cli.number(12, 100_000), default=40, help="smallest face (default: 40)")
     return parser.parse_args(argv)
 
@@ -108,7 +111,12 @@ class ShardLabeller:
 
     def __init__(self, settings: dict):
         self.settings = settings
-        self.recognizer = Recognizer(Path(settings["model"]), min_face=settings["min_face"], detect=settings["detect"])
+        self.recognizer = Recognizer(
+            Path(settings["model"]),
+            min_face=settings["min_face"],
+            detect=settings["detect"],
+            align_crops=not settings.get("raw"),
+        )
 
     def __call__(self, batch: dict) -> dict:
         """Ray Data's batch interface: {"shard": [...], "images": [...]} -> counts per shard."""
@@ -213,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(args.model.resolve()),
             "min_face": args.min_face,
             "detect": not args.no_detect,
+            "raw": args.raw,
             "out": str(args.out.resolve()),
         }
+        if args.raw and not args.no_detect:
+            raise InputError("--raw: only with --no-detect (face crops)")
         Recognizer(args.model, detect=not args.no_detect)  # a broken model fails here, once
         job = plan(args.out, images, args.shard_size, settings)
     except (InputError, ModelError) as error:

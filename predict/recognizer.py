@@ -46,6 +46,7 @@ class Recognizer:
         top_k: int = 3,
         tta: str | None = None,
         detect: bool = True,
+        align_crops: bool = True,
     ):
         folders, model_tta = model_members(model)
         self.members = load_members(folders, backend, detect)
@@ -55,7 +56,8 @@ class Recognizer:
         if len(labels) > 1:
             raise ModelError(f"{model}: the ensemble's members have different labels: {sorted(labels)}")
         tta = tta or model_tta
-        self.detect = detect
+        self.detect, self.align_crops, self.backend = detect, align_crops, backend
+        self._crop_detector: FaceDetector | None = None
         self.labels = self.members[0][0].labels
         self.detector = FaceDetector(backend=backend, min_face_size=min_face, thresholds=(0.6, 0.7, threshold))
         self.top_k, self.tta = top_k, tta
@@ -94,15 +96,42 @@ class Recognizer:
         return [{**face_json(face), **self.label(p)} for face, p in zip(found, probabilities)]
 
     def crops(self, images: list[np.ndarray]) -> list[dict]:
-        """--no-detect: each image is already a face crop, resized to the model's input side;
-        its box is the whole image."""
+        """--no-detect: each image is already a face crop. By default it gets the protocol the
+        models were trained and evaluated with (padded, MTCNN, aligned on five landmarks; the
+        plain crop where no face is found: "aligned" says which); with align_crops=False
+        (--raw) the whole crop is resized to the model's input. The box is the face's, or the
+        whole image."""
         if not images:
             return []
         grays = [to_gray(image) for image in images]
-        probabilities = self.average(
-            lambda side, _: np.stack([cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in grays])
-        )
-        return [{"box": [0, 0, gray.shape[1], gray.shape[0]], **self.label(p)} for gray, p in zip(grays, probabilities)]
+        aligns = self.align_crops and any(template for _, template in self.members)
+        found = self.crop_detector().faces_in_crops(grays) if aligns else [None] * len(grays)
+
+        def prepare(side: int, template: str | None) -> np.ndarray:
+            return np.stack(
+                [
+                    align(g, f, side, template)
+                    if f and template
+                    else cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA)
+                    for g, f in zip(grays, found)
+                ]
+            )
+
+        probabilities = self.average(prepare)
+        return [
+            {
+                "box": [round(v, 1) for v in f.box] if f else [0, 0, g.shape[1], g.shape[0]],
+                **({"aligned": f is not None} if self.align_crops else {}),
+                **self.label(p),
+            }
+            for g, f, p in zip(grays, found, probabilities)
+        ]
+
+    def crop_detector(self) -> FaceDetector:
+        """MTCNN as preprocessing runs it on face crops (smallest face 20 pixels of the padded crop)."""
+        if self._crop_detector is None:
+            self._crop_detector = FaceDetector(backend=self.backend, min_face_size=20)
+        return self._crop_detector
 
     def predict(self, image: np.ndarray | str | Path, color: str = "bgr") -> list[dict]:
         """The faces of one picture, as the CLI's JSON gives them (box [x, y, width, height],

@@ -60,5 +60,8 @@ def test_batches_of_face_crops(tmp_path: Path) -> None:
     batch = crops.predict_batch(faces)
     assert [len(found) for found in batch] == [1] * 5
     assert batch[2] == crops.predict(faces[2])
-    assert batch[0][0]["box"] == [0, 0, 48, 48]
+    assert [found[0]["aligned"] for found in batch] == [True] * 4 + [False]  # MTCNN misses the last
+    assert 0 < batch[0][0]["box"][2] < 48 and batch[4][0]["box"] == [0, 0, 48, 48]
+    raw = Recognizer(detect=False, align_crops=False).predict(faces[0])
+    assert raw[0]["box"] == [0, 0, 48, 48] and raw[0]["probabilities"] != batch[0][0]["probabilities"]
     assert np.isclose(sum(batch[0][0]["probabilities"].values()), 1, atol=5e-4)  # 4 digits each

@@ -29,7 +29,7 @@ def probabilities(folder: Path, faces: np.ndarray, backend: str = "opencv") -> n
     """(faces, classes) for face crops: a model folder's own probabilities, an ensemble's average
     with its own test-time augmentation."""
     if (folder / "ensemble.json").exists():
-        recognizer = Recognizer(folder, backend, detect=False)
+        recognizer = Recognizer(folder, backend, detect=False, align_crops=False)  # the nets alone
         return np.array(
             [[face["probabilities"][n] for n in recognizer.labels] for face in recognizer.crops(list(faces))]
         )

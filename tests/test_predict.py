@@ -12,7 +12,7 @@ import pytest
 from skimage import data
 
 from ferlib.classifier import Classifier
-from ferlib.faces import TEMPLATES
+from ferlib.faces import TEMPLATES, FaceDetector
 from ferlib.model_folder import ModelError, ModelFiles
 from predict.__main__ import main
 from predict.recognizer import Recognizer
@@ -168,15 +168,23 @@ def test_no_face_is_an_empty_list_not_an_error(model: Path, tmp_path: Path, caps
 def test_no_detect_classifies_a_crop(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "crop.png"
     cv2.imwrite(str(path), lfw_face(3, 48))
-    assert main([str(path), "--model", str(model), "--no-detect"]) == 0
+    classifier = Classifier(ModelFiles.from_dir(model))
+    assert main([str(path), "--model", str(model), "--no-detect"]) == 0  # preprocessing's protocol
     faces = json.loads(capsys.readouterr().out)["faces"]
-    expected = Classifier(ModelFiles.from_dir(model)).probabilities(lfw_face(3, 48)[None])[0]
-    assert len(faces) == 1 and np.allclose(list(faces[0]["probabilities"].values()), expected, atol=5e-5)
+    aligned = FaceDetector(min_face_size=20).prepare_crops(lfw_face(3, 48)[None])[0]
+    expected = classifier.probabilities(aligned[None])[0]
+    assert len(faces) == 1 and faces[0]["aligned"] is True
+    assert np.allclose(list(faces[0]["probabilities"].values()), expected, atol=5e-5)
+    assert main([str(path), "--model", str(model), "--no-detect", "--raw"]) == 0  # the whole crop, resized
+    raw = json.loads(capsys.readouterr().out)["faces"]
+    expected = classifier.probabilities(lfw_face(3, 48)[None])[0]
+    assert raw[0]["box"] == [0, 0, 48, 48] and "aligned" not in raw[0]
+    assert np.allclose(list(raw[0]["probabilities"].values()), expected, atol=5e-5)
     unaligned = tmp_path / "unaligned"
     shutil.copytree(model, unaligned)
     (unaligned / "alignment.json").write_text('{"template": null}')  # trained with preprocess --no-align
     assert main([str(path), "--model", str(unaligned), "--no-detect"]) == 0
-    assert json.loads(capsys.readouterr().out)["faces"] == faces
+    assert json.loads(capsys.readouterr().out)["faces"] == [{**raw[0], "aligned": False}]
 
 
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:

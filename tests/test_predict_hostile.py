@@ -557,9 +557,11 @@ def test_a_one_frame_video_works(tmp_path: Path, capsys: pytest.CaptureFixture) 
 
 def test_csv_for_a_single_image_and_no_detect_boxes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     crop = image(tmp_path, "crop.png", lfw_face(3, 48))
-    out, _ = run_ok([str(crop), "--no-detect", "--format", "csv"], capsys)
+    out, _ = run_ok([str(crop), "--no-detect", "--raw", "--format", "csv"], capsys)
     rows = out.strip().splitlines()
-    assert len(rows) == 2 and rows[1].startswith(f"{crop},0,,0,0,48,48,")
+    assert len(rows) == 2 and rows[1].startswith(f"{crop},0,,0,0,48,48,")  # the whole crop
+    out, _ = run_ok([str(crop), "--no-detect", "--format", "csv"], capsys)
+    assert out.strip().splitlines()[1].startswith(f"{crop},0,,2.8,-1.2,35.1,47.6,")  # the face aligned
     assert not (tmp_path / "out").exists()  # --no-detect without --out draws nothing
 
 

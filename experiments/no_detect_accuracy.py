@@ -1,0 +1,66 @@
+"""Accuracy of `predict --no-detect` on FER2013's PrivateTest face crops, both ways: the
+default (each crop padded, MTCNN, aligned, as the models were trained and evaluated; the
+plain crop where no face is found) and --raw (the whole crop resized). Reads the 48x48 crops
+that make preprocess keeps in DATA/images/test/<label>/<row>.png.
+
+    .venv/bin/python experiments/no_detect_accuracy.py --data data/fer2013 \\
+        --model models/fer2013_ensemble models/fer2013_vgg_warm --out out/no_detect_accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ferlib import atomic  # noqa: E402
+from ferlib.cvio import decode_image  # noqa: E402
+from predict import Recognizer  # noqa: E402
+
+BATCH = 512
+
+
+def private_test(data: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """PrivateTest's crops and labels, in row order."""
+    files = sorted((data / "images" / "test").glob("*/*.png"), key=lambda p: int(p.stem))
+    if not files:
+        raise SystemExit(f"error: {data}/images/test: no crops (run make preprocess without --no-images)")
+    return [decode_image(p, 0) for p in files], np.array([int(p.parent.name) for p in files])
+
+
+def accuracy(model: Path, crops: list[np.ndarray], labels: np.ndarray, raw: bool) -> dict:
+    recognizer = Recognizer(model, detect=False, align_crops=not raw)
+    faces = [face for i in range(0, len(crops), BATCH) for face in recognizer.crops(crops[i : i + BATCH])]
+    predicted = np.array([face["label_id"] for face in faces])
+    result = {"accuracy": round(float(np.mean(predicted == labels)), 4), "images": len(labels)}
+    if not raw:
+        aligned = np.array([face["aligned"] for face in faces])
+        result["aligned"] = int(aligned.sum())
+        result["accuracy_aligned"] = round(float(np.mean(predicted[aligned] == labels[aligned])), 4)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data/fer2013"))
+    parser.add_argument("--model", type=Path, nargs="+", default=[Path("models/fer2013_ensemble")])
+    parser.add_argument("--out", type=Path, default=Path("out/no_detect_accuracy.json"))
+    args = parser.parse_args()
+    crops, labels = private_test(args.data)
+    results = {
+        model.name: {mode: accuracy(model, crops, labels, mode == "raw") for mode in ("aligned", "raw")}
+        for model in args.model
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(args.out, results)
+    print("| model | --no-detect (aligned) | --no-detect --raw |\n|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['aligned']['accuracy']:.4f} | {r['raw']['accuracy']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
