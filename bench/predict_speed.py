@@ -6,7 +6,8 @@ model's own test-time augmentation and with each other of --tta mirror and ten).
 Writes bench/results/predict_speed.json. The video figure and the peak memory come from a
 real `python -m predict clip.avi` run in a subprocess (its own peak RSS, VmHWM), with face
 tracking, smoothing and the summary (JSON, CSV, timeline) on, as a user runs it; the CLI
-folder figure from `python -m predict FOLDER --no-detect` on 1,024 crops; the batch figures
+folder figures from `python -m predict FOLDER --no-detect --raw` (and without --raw: aligned
+first) on 1,024 crops; the batch figures
 from `python -m predict.batch` on 200 photos, on a process pool and on a local Ray cluster,
 with 1 and 2 workers (start-up taken off: a job on the first 25 photos is timed too).
 """
@@ -60,17 +61,19 @@ def predict_video(clip: Path, model: Path, out: Path, tta: str | None) -> tuple[
     return (float(fps[1]) if fps else None), round(int(re.search(r"peak_rss_kb (\d+)", run.stderr)[1]) / 1024, 1)
 
 
-def cli_crops_per_second(model: Path, crops: np.ndarray, folder: Path) -> float:
-    """python -m predict FOLDER --no-detect on face crops: crops/s of the run, its start-up
-    (a run on one crop) taken off."""
-    folder.mkdir()
-    for i, crop in enumerate(crops):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), crop)
-    (folder.parent / "one").mkdir()
-    cv2.imwrite(str(folder.parent / "one" / "0.png"), crops[0])
+def cli_crops_per_second(model: Path, crops: np.ndarray, folder: Path, raw: bool) -> float:
+    """python -m predict FOLDER --no-detect [--raw] on face crops: crops/s of the run, its
+    start-up (a run on one crop) taken off."""
+    if not folder.exists():
+        folder.mkdir()
+        for i, crop in enumerate(crops):
+            cv2.imwrite(str(folder / f"{i:05d}.png"), crop)
+        (folder.parent / "one").mkdir()
+        cv2.imwrite(str(folder.parent / "one" / "0.png"), crops[0])
     times = []
     for target in (folder.parent / "one", folder):
         command = [sys.executable, "-m", "predict", str(target), "--no-detect", "--model", str(model)]
+        command += ["--raw"] if raw else []
         start = time.perf_counter()
         subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
         times.append(time.perf_counter() - start)
@@ -120,7 +123,8 @@ def main() -> None:
     results["crop_faces_per_second_batch_256"] = round(len(crops) / seconds)
     results["video_640x480_frames"] = args.frames
     with tempfile.TemporaryDirectory() as tmp:
-        results["cli_folder_crops_per_second"] = round(cli_crops_per_second(args.model, crops, Path(tmp) / "crops"))
+        for raw, key in ((True, "cli_folder_crops_per_second"), (False, "cli_folder_aligned_crops_per_second")):
+            results[key] = round(cli_crops_per_second(args.model, crops, Path(tmp) / "crops", raw))
         photos = [Path(tmp) / f"photo{i:03d}.jpg" for i in range(200)]
         for i, path in enumerate(photos):
             cv2.imwrite(str(path), np.roll(photo, 3 * i, axis=1))
