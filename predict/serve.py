@@ -116,6 +116,8 @@ class Service:
         self.lock = threading.Lock()  # one net pass at a time: OpenCV DNN nets are not thread-safe
         self.jobs: dict[str, Job] = {}
         self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self.sessions_lock = threading.Lock()
+        self.video_model: Recognizer | None = None  # the video worker's own, loaded at its first job
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video")
         for sub in ("uploads", "photos", "videos", "sessions"):
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -195,7 +197,9 @@ class Service:
         job.state = "running"
         out = self.out / "videos" / f"{job.id}.webm"
         try:
-            recognizer = self._video_recognizer()
+            if self.video_model is None:  # its own copy: a long video never holds the lock photos and frames need
+                self.video_model = self.load()
+            recognizer = self.video_model
 
             def on_frame(doc: dict) -> None:
                 job.frames += 1
@@ -211,13 +215,6 @@ class Service:
         finally:
             upload.unlink(missing_ok=True)
 
-    def _video_recognizer(self) -> Recognizer:
-        """The video worker's own Recognizer (loaded once), so a long video never holds the
-        lock the photo and camera requests need."""
-        if not hasattr(self, "_video_model"):
-            self._video_model = self.load()
-        return self._video_model
-
     def job(self, job_id: str) -> Job:
         if job_id not in self.jobs:
             raise UploadError(404, f"no video job {job_id!r}")
@@ -232,10 +229,11 @@ class Service:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if image is None:
             raise UploadError(415, "frame: expected a JPEG or PNG image")
-        session = self.sessions.pop(session_id, None) or Session(Tracker(self.recognizer.labels, self.smooth))
-        self.sessions[session_id] = session
-        while len(self.sessions) > MAX_SESSIONS:
-            self.sessions.popitem(last=False)
+        with self.sessions_lock:  # the least recently used session goes when there are too many
+            session = self.sessions.pop(session_id, None) or Session(Tracker(self.recognizer.labels, self.smooth))
+            self.sessions[session_id] = session
+            while len(self.sessions) > MAX_SESSIONS:
+                self.sessions.popitem(last=False)
         time_s = round(time.time() - session.started, 3)
         faces = session.tracker.update(session.frames, time_s, self.faces(image))
         session.frames += 1
@@ -343,7 +341,7 @@ def create_app(service: Service) -> FastAPI:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m predict.serve",
         description=__doc__.split("\n\n")[0],
         epilog=EPILOG,

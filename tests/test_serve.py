@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from skimage import data
 from test_video import two_faces_clip
 
+from hostile import call, one_error_line
 from predict.recognizer import Recognizer
-from predict.serve import Limits, Service, create_app
+from predict.serve import Limits, Service, create_app, main
 
 PHOTO = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
@@ -181,3 +182,19 @@ def test_a_camera_session_keeps_track_ids_and_saves_its_summary(client: tuple[Te
     csv_text = http.get(saved["files"]["csv"]).text
     assert csv_text.splitlines()[0].startswith("track,first_s,last_s,frames,dominant,Angry")
     assert {Path(p).parent.name for p in written(out)} == {"sessions"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--port", "70000"], "argument --port"),
+        (["--max-video-mb", "0"], "argument --max-video-mb"),
+        (["--out", "FILE"], "--out"),
+        (["--model", "MISSING"], "MISSING"),
+    ],
+)
+def test_bad_options_get_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], words: str) -> None:
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    argv = [str(tmp_path / a) if a in ("FILE", "MISSING") else a for a in argv]
+    assert call(main, argv) == 2
+    assert words in one_error_line(capsys.readouterr().err)
