@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from google.protobuf import text_format
+from google.protobuf.message import DecodeError
 from tqdm import tqdm
 
 from ferlib import atomic
@@ -95,8 +96,6 @@ def set_classes(net, classes: int, prob_type: str, fresh: bool = False) -> None:
 
 def weights_outputs(weights: Path, layer: str) -> int | None:
     """The number of outputs of a layer in a .caffemodel (None when it has no such layer)."""
-    from google.protobuf.message import DecodeError
-
     model = caffe_pb2().NetParameter()
     try:
         model.ParseFromString(weights.read_bytes())
