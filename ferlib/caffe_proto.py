@@ -55,6 +55,29 @@ def datum(image: np.ndarray, label: int) -> bytes:
     )
 
 
+def vector_datum(values: np.ndarray) -> bytes:
+    """A Datum of one float vector (channels = its length, 1x1), as a second Data layer reads
+    soft targets: float_data is an unpacked repeated field in caffe.proto."""
+    vector = np.ascontiguousarray(values, dtype="<f4").reshape(-1)
+    fixed32 = _key(6, 5)
+    return _int(1, len(vector)) + _int(2, 1) + _int(3, 1) + b"".join(fixed32 + v.tobytes() for v in vector)
+
+
+def read_vector_datum(data: bytes) -> np.ndarray:
+    """The float_data of a serialized vector_datum."""
+    pos, values = 0, []
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        if key == (6 << 3 | 5):
+            values.append(data[pos : pos + 4])
+            pos += 4
+        elif key & 7 == _VARINT:
+            _, pos = _read_varint(data, pos)
+        else:
+            raise ValueError(f"unexpected field {key >> 3} in a vector Datum")
+    return np.frombuffer(b"".join(values), "<f4").copy()
+
+
 def blob_proto(array: np.ndarray) -> bytes:
     """A BlobProto of a (channels, height, width) float array in the legacy 4-D form.
 

@@ -15,12 +15,34 @@ MAP_SIZE = 1 << 40  # address space only; the file grows with what is written
 
 def write_lmdb(path: Path, records: Iterable[tuple[str, np.ndarray, int]], commit_every: int = 1000) -> int:
     """Write (key, uint8 image, label) records into a new LMDB at path; returns the count."""
+    return _write(path, ((key, caffe_proto.datum(image, int(label))) for key, image, label in records), commit_every)
+
+
+def write_vectors(path: Path, records: Iterable[tuple[str, np.ndarray]], commit_every: int = 1000) -> int:
+    """Write (key, float vector) records (soft targets) into a new LMDB at path; returns the count."""
+    return _write(path, ((key, caffe_proto.vector_datum(vector)) for key, vector in records), commit_every)
+
+
+def read_vectors(path: Path) -> tuple[list[str], np.ndarray]:
+    """The keys and (N, C) float32 vectors of an LMDB write_vectors made, in key order."""
+    with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
+        pairs = [(key.decode(), caffe_proto.read_vector_datum(value)) for key, value in txn.cursor()]
+    return [k for k, _ in pairs], np.stack([v for _, v in pairs]) if pairs else np.zeros((0, 0), np.float32)
+
+
+def read_keys(path: Path) -> list[str]:
+    """An LMDB's keys, in order."""
+    with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
+        return [key.decode() for key in txn.cursor().iternext(keys=True, values=False)]
+
+
+def _write(path: Path, records: Iterable[tuple[str, bytes]], commit_every: int) -> int:
     env = lmdb.open(str(path), map_size=MAP_SIZE, subdir=True, meminit=False, map_async=True)
     count = 0
     txn = env.begin(write=True)
     try:
-        for key, image, label in records:
-            txn.put(key.encode(), caffe_proto.datum(image, int(label)))
+        for key, value in records:
+            txn.put(key.encode(), value)
             count += 1
             if count % commit_every == 0:
                 txn.commit()

@@ -7,21 +7,36 @@ from pathlib import Path
 
 
 def run_name(
-    net: str, epochs: float, weights: Path | None = None, seed: int | None = None, augment: str | None = None
+    net: str,
+    epochs: float,
+    weights: Path | None = None,
+    seed: int | None = None,
+    augment: str | None = None,
+    soft: Path | None = None,
 ) -> str:
     """<net>-e<epochs>, plus -aug-<augmentation name> when training images are augmented,
-    -from-<weights file name> for a warm start and -seed<n> for a seed of the user's."""
+    -soft-<targets name> with soft targets, -from-<weights file name> for a warm start and
+    -seed<n> for a seed of the user's."""
     augmented = f"-aug-{Path(augment).stem}" if augment else ""
+    augmented += f"-soft-{Path(soft).name}" if soft else ""
     start = f"-from-{Path(weights).stem}" if weights else ""
     seeded = f"-seed{seed}" if seed is not None else ""
     return f"{Path(net).name}-e{epochs:g}{augmented}{start}{seeded}"
 
 
-if __name__ == "__main__":  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=name]
+if (
+    __name__ == "__main__"
+):  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=x] [SOFT=y]
     import sys
 
+    options = ("SEED=", "AUGMENT=", "SOFT=")
     given = sys.argv[3:]
-    named = dict(a.split("=", 1) for a in given if a.startswith(("SEED=", "AUGMENT=")))
-    weights = [a for a in given if not a.startswith(("SEED=", "AUGMENT="))]
+    named = dict(a.split("=", 1) for a in given if a.startswith(options))
+    weights = [a for a in given if not a.startswith(options)]
     seed = int(named["SEED"]) if "SEED" in named else None
-    print(run_name(sys.argv[1], float(sys.argv[2]), Path(weights[0]) if weights else None, seed, named.get("AUGMENT")))
+    soft = Path(named["SOFT"]) if "SOFT" in named else None
+    print(
+        run_name(
+            sys.argv[1], float(sys.argv[2]), Path(weights[0]) if weights else None, seed, named.get("AUGMENT"), soft
+        )
+    )

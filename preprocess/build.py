@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ferlib import atomic, caffe_proto
 from ferlib.dataset import DatasetError, complete, file_sha256, read_manifest, write_manifest
 from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
-from ferlib.lmdb_io import write_lmdb
+from ferlib.lmdb_io import write_lmdb, write_vectors
 from preprocess import ferplus
 from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, read_rows
 
@@ -61,6 +61,7 @@ class Split:
     labels: list[int] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)
     found: list[bool] | None = None
+    targets: list[np.ndarray] | None = None  # soft targets (FER+'s vote distributions), one per row
 
 
 def read_csv(
@@ -70,13 +71,13 @@ def read_csv(
     labels) how many rows were left without a label, by reason."""
     rows, reader = read_rows(csv)
     plus = ferplus.read_labels(ferplus_csv) if ferplus_csv else None
-    splits = {name: Split(name) for name in SPLITS.values()}
+    splits = {name: Split(name, targets=[] if plus is not None else None) for name in SPLITS.values()}
     bad: list[BadRow] = []
     unlabelled: Counter = Counter()
     for row in tqdm(rows, desc="read csv", unit=" rows", total=None, file=sys.stderr):
-        label = None
+        label = votes = None
         if plus is not None:  # one FER+ row per csv data row, valid or not
-            usage, label = next(plus, (None, None))
+            usage, label, votes = next(plus, (None, None, None))
             if usage is None:
                 raise NotFer2013Error(f"{ferplus_csv}: fewer rows than {csv}")
         if isinstance(row, BadRow):
@@ -96,6 +97,8 @@ def read_csv(
         split.rows.append(row.index)
         split.labels.append(row.label if label is None else label)
         split.images.append(row.image)
+        if split.targets is not None:
+            split.targets.append(votes)
     if plus is not None and next(plus, None) is not None:
         raise NotFer2013Error(f"{ferplus_csv}: more rows than {csv}")
     if len(bad) > 20:
@@ -177,10 +180,16 @@ def lmdb_key(position: int, row: int) -> str:
     return f"{position:08d}_{row:05d}"
 
 
+def keyed(split: Split, order: np.ndarray) -> Iterator[tuple[str, int]]:
+    """(LMDB key, index into the split) in write order."""
+    for position, i in enumerate(order):
+        yield lmdb_key(position, split.rows[i]), i
+
+
 def records(split: Split, faces: np.ndarray, order: np.ndarray) -> Iterator[tuple[str, np.ndarray, int]]:
     """(key, image, label) in write order."""
-    for position, i in enumerate(order):
-        yield lmdb_key(position, split.rows[i]), faces[i], split.labels[i]
+    for key, i in keyed(split, order):
+        yield key, faces[i], split.labels[i]
 
 
 def training_mean(faces: np.ndarray) -> np.ndarray:
@@ -242,6 +251,7 @@ def build(
         "input_file_sha256": file_sha256(csv),
         **settings.__dict__,
         "ferplus_sha256": file_sha256(ferplus_csv) if ferplus_csv else None,
+        **({"targets": "ferplus vote distributions"} if ferplus_csv else {}),
     }
     atomic.sweep(out.parent)  # puts back a dataset that a killed run had moved aside
     check_out(out, [csv, *([ferplus_csv] if ferplus_csv else [])])
@@ -332,10 +342,11 @@ def write_dataset(
             tmp / f"{name}_lmdb",
             tqdm(records(split, faces, order), total=len(order), desc=f"lmdb {name}", unit=" records", file=sys.stderr),
         )
+        if name == "train" and split.targets is not None:  # soft targets in the same order, for python -m train --soft
+            write_vectors(tmp / "train_targets_lmdb", ((k, split.targets[i]) for k, i in keyed(split, order)))
         timings[f"lmdb_{name}_s"] = round(time.time() - start, 1)
         copies = duplicates.get(name, np.zeros(len(order), dtype=bool))
-        for position, i in enumerate(order):
-            key = lmdb_key(position, split.rows[i])
+        for key, i in keyed(split, order):
             index_lines.append(f"{name},{key},{split.rows[i]},{split.labels[i]},{int(found[i])},{int(copies[i])}")
         if name == "train":
             mean = training_mean(faces)
@@ -352,7 +363,7 @@ def write_dataset(
         raise DataError(f"{no_train}, so there is nothing to train on or take a mean of")
     (tmp / "index.csv").write_text("\n".join(index_lines) + "\n")
     checked = ["index.csv", "mean.binaryproto", "mean.npy", *(f"{name}_lmdb/data.mdb" for name in counts)]
-    checked += [name for name in ("files.csv",) if (tmp / name).exists()]
+    checked += [name for name in ("files.csv", "train_targets_lmdb/data.mdb") if (tmp / name).exists()]
     manifest = {
         "fingerprint": fingerprint,
         **source,

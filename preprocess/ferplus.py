@@ -49,9 +49,16 @@ def majority(votes: np.ndarray) -> int | str:
     return winner
 
 
-def read_labels(path: Path) -> Iterator[tuple[str, int | str]]:
-    """(Usage, label or reason) for each row of fer2013new.csv, in file order; NotFer2013Error
-    naming the line for anything that is not such a file."""
+def distribution(votes: np.ndarray) -> np.ndarray:
+    """The crowd's votes over the eight emotions as probabilities (unknown and not-a-face
+    left out): the soft targets of FER+'s probability mode."""
+    emotions = votes[: len(CLASSES)].astype(np.float32)
+    return emotions / emotions.sum() if emotions.sum() else emotions
+
+
+def read_labels(path: Path) -> Iterator[tuple[str, int | str, np.ndarray]]:
+    """(Usage, label or reason, vote distribution) for each row of fer2013new.csv, in file
+    order; NotFer2013Error naming the line for anything that is not such a file."""
     line = 1
     try:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -64,6 +71,7 @@ def read_labels(path: Path) -> Iterator[tuple[str, int | str]]:
                     raise NotFer2013Error(f"{path}: line {line}: expected {len(HEADER)} fields, found {len(row)}")
                 if not all(v.isascii() and v.isdigit() and len(v) <= 3 for v in row[2:]):
                     raise NotFer2013Error(f"{path}: line {line}: vote counts must be integers 0-999")
-                yield row[0], (majority(np.array([int(v) for v in row[2:]])) if row[1] else "left out by FER+")
+                votes = np.array([int(v) for v in row[2:]])
+                yield row[0], (majority(votes) if row[1] else "left out by FER+"), distribution(votes)
     except (UnicodeDecodeError, csv.Error) as error:
         raise NotFer2013Error(f"{path}: line {line + 1}: not a FER+ csv ({error})") from error

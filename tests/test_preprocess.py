@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ferlib.lmdb_io import read_lmdb
+from ferlib.lmdb_io import read_lmdb, read_vectors
 from preprocess import build as build_module
 from preprocess.__main__ import main
 from preprocess.build import Settings, build, lmdb_order
@@ -290,6 +290,7 @@ def test_ferplus_labels_replace_fer2013s(tmp_path: Path) -> None:
     for i, usage in enumerate(USAGES):
         row = [0] * 10
         row[i % 10] = 8  # class i % 10: 8 and 9 are unknown / not a face, left out
+        row[(i + 1) % 8] += 2  # two dissenting votes: the soft targets are 0.8 / 0.2
         votes.append(f"{usage},{'' if i == 5 else f'fer{i:07d}.png'},{','.join(map(str, row))}")
     plus = tmp_path / "fer2013new.csv"
     plus.write_text(",".join(HEADER) + "\n" + "\n".join(votes) + "\n")
@@ -299,6 +300,12 @@ def test_ferplus_labels_replace_fer2013s(tmp_path: Path) -> None:
     keys, _, labels = read_lmdb(tmp_path / "out" / "test_lmdb")
     assert [int(k.split("_")[1]) % 10 for k in keys] == list(labels)
     assert sum(c["total"] for c in manifest["counts"].values()) == 35 - 7
+    train_keys, _, train_labels = read_lmdb(tmp_path / "out" / "train_lmdb")
+    target_keys, targets = read_vectors(tmp_path / "out" / "train_targets_lmdb")  # FER+'s vote distributions
+    assert target_keys == train_keys and targets.shape == (len(train_keys), 8)
+    for key, label, target in zip(train_keys, train_labels, targets):
+        row = int(key.split("_")[1])
+        assert target[label] == pytest.approx(0.8) and target[(row + 1) % 8] == pytest.approx(0.2)
     bad = tmp_path / "short.csv"
     bad.write_text("\n".join(plus.read_text().splitlines()[:10]) + "\n")
     assert main([str(csv), "--out", str(tmp_path / "x"), "--ferplus", str(bad), "--workers", "1", "--no-align"]) == 2

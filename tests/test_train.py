@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from conftest import synthetic_images
 from ferlib import caffe_proto
 from ferlib.dataset import file_sha256
-from ferlib.lmdb_io import write_lmdb
+from ferlib.lmdb_io import read_lmdb, read_vectors, write_lmdb, write_vectors
 from ferlib.runs import run_name
 from train import caffe_log
 from train.evaluate import evaluate
@@ -230,10 +230,75 @@ def test_an_augmented_run_records_its_augmentation_and_ships_it_on_the_card(tmp_
         train(str(net), data, tmp_path / "runs", "s", epochs=4, caffe=caffe_tool, augment="none")
 
 
+def soft_targets(data: Path, classes: int, smoothing: float = 0.1) -> Path:
+    """One-hot training labels, smoothed, in the training LMDB's order."""
+    keys, _, labels = read_lmdb(data / "train_lmdb")
+    vectors = np.full((len(labels), classes), smoothing / classes, np.float32)
+    vectors[np.arange(len(labels)), labels] += 1 - smoothing
+    write_vectors(data / "train_targets_lmdb", zip(keys, vectors))
+    return data / "train_targets_lmdb"
+
+
+def test_the_soft_target_loss_is_their_cross_entropy_read_in_lockstep(tmp_path: Path, pycaffe: object) -> None:
+    data = make_dataset(tmp_path / "data")
+    soft_targets(data, 2)
+    net_dir_ = make_tiny_net(tmp_path / "tiny")
+    write_net(
+        net_dir_ / "train_val.prototxt", tmp_path / "tv.prototxt", data, 30, 2, soft=(data / "train_targets_lmdb", 0.7)
+    )
+    written = text_format.Parse((tmp_path / "tv.prototxt").read_text(), caffe_pb2().NetParameter())
+    weights = [list(x.loss_weight) for x in written.layer if x.type in ("SoftmaxWithLoss", "Reduction")]
+    assert np.allclose(weights, [[0.3], [0.7]])
+    net = pycaffe.Net(str(tmp_path / "tv.prototxt"), pycaffe.TRAIN)
+    for _ in range(6):  # 64 records in batches of 16: past the end of the LMDBs, both wrap together
+        net.forward()
+        labels = net.blobs["label"].data.astype(int)
+        targets = net.blobs["soft/flat"].data
+        assert (targets.argmax(axis=1) == labels).all() and np.allclose(targets.max(axis=1), 0.95)
+        logits = net.blobs["fc"].data.astype(np.float64)
+        log_p = logits - logits.max(axis=1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+        assert float(net.blobs["soft_loss"].data) == pytest.approx(-(targets * log_p).sum(axis=1).mean(), rel=1e-4)
+
+
+def test_soft_targets_train_and_are_checked(tmp_path: Path, caffe_tool: str) -> None:
+    data = make_dataset(tmp_path / "data")
+    targets = soft_targets(data, 7)  # the synthetic dataset's manifest names no classes: FER2013's seven
+    net = make_tiny_net(tmp_path / "tiny")
+    info = train(
+        str(net),
+        data,
+        tmp_path / "runs",
+        "r",
+        epochs=12,
+        caffe=caffe_tool,
+        soft=Path("train_targets_lmdb"),
+        soft_weight=1.0,
+    )
+    assert info["status"] == "done" and info["final"]["best_val_accuracy"] > 0.8
+    assert info["soft"] == {"path": str(targets.resolve()), "sha256": file_sha256(targets / "data.mdb"), "weight": 1.0}
+    assert "soft_loss" in (tmp_path / "runs/r/caffe.log").read_text()
+    keys, vectors = read_vectors(targets)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    write_vectors(wrong / "three_lmdb", zip(keys, np.full((len(keys), 3), 1 / 3, np.float32)))  # 3 classes, not 7
+    write_vectors(wrong / "short_lmdb", zip(keys[:10], vectors[:10]))
+    for name, words in (
+        ("three_lmdb", "probability vectors of 7 classes"),
+        ("short_lmdb", "keys differ"),
+        ("none", "no LMDB"),
+    ):
+        with pytest.raises(TrainError, match=words):
+            train(str(net), data, tmp_path / "runs", f"x-{name}", epochs=1, caffe=caffe_tool, soft=wrong / name)
+
+
 def test_run_names_say_how_a_run_differs_from_the_default() -> None:
     command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "36", "models/m/m.caffemodel", "SEED=2", "AUGMENT=fer"]
     named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     assert named == "fer_vgg-e36-aug-fer-from-m-seed2"
+    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "30", "SOFT=train_targets_lmdb"]
+    named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert named == "fer_vgg-e30-soft-train_targets_lmdb"
     assert run_name("fer_vgg", 36) == "fer_vgg-e36"
 
 

@@ -61,6 +61,20 @@ def main(argv: list[str] | None = None) -> int:
         "into the net's TRAIN data layer (default: the net's own crop and mirror only)",
     )
     parser.add_argument(
+        "--soft",
+        type=Path,
+        help="also train on soft targets: an LMDB of one probability vector per training image, in the "
+        "training LMDB's order (a name in --data, e.g. train_targets_lmdb: FER+'s vote distributions, "
+        "or a path, e.g. a teacher's probabilities from python -m train.teacher)",
+    )
+    parser.add_argument(
+        "--soft-weight",
+        type=cli.number(0, 1),
+        default=0.5,
+        help="with --soft: the loss is W x cross-entropy with the soft targets + (1 - W) x the hard labels' "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--caffe",
         default=str(Path(sys.executable).parent / "caffe"),
         help="the caffe tool (default: the one make install links into .venv/bin)",
@@ -69,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    run = args.run or run_name(args.net, args.epochs, args.weights, args.seed, args.augment)
+    run = args.run or run_name(args.net, args.epochs, args.weights, args.seed, args.augment, args.soft)
     try:
         info = train(
             args.net,
@@ -82,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.augment,
             args.base_lr,
+            args.soft,
+            args.soft_weight,
         )
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -13,13 +13,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 from tqdm import tqdm
 
 from ferlib import atomic
 from ferlib.dataset import DatasetError, file_sha256, template, training_manifest
-from ferlib.lmdb_io import lmdb_size
+from ferlib.lmdb_io import lmdb_size, read_keys, read_vectors
 from ferlib.model_folder import ModelError, read_alignment
 from train.caffe_log import CaffeLog, parse, snapshot_iteration
 from train.schedule import Schedule, exact_test_batch
@@ -108,6 +109,35 @@ def weights_outputs(weights: Path, layer: str) -> int | None:
     return None
 
 
+SOFT_LAYERS = """
+layer {{ name: "soft/targets" type: "Data" top: "soft/targets" include {{ phase: TRAIN }}
+  data_param {{ source: "{source}" batch_size: {batch} backend: LMDB }} }}
+layer {{ name: "soft/flat" type: "Reshape" bottom: "soft/targets" top: "soft/flat" include {{ phase: TRAIN }}
+  reshape_param {{ shape {{ dim: 0 dim: -1 }} }} }}
+layer {{ name: "soft/prob" type: "Softmax" bottom: "{logits}" top: "soft/prob" include {{ phase: TRAIN }} }}
+layer {{ name: "soft/log" type: "Log" bottom: "soft/prob" top: "soft/log" include {{ phase: TRAIN }}
+  log_param {{ shift: 1e-12 }} }}
+layer {{ name: "soft/product" type: "Eltwise" bottom: "soft/log" bottom: "soft/flat" top: "soft/product"
+  include {{ phase: TRAIN }} eltwise_param {{ operation: PROD }} }}
+layer {{ name: "soft/loss" type: "Reduction" bottom: "soft/product" top: "soft_loss" include {{ phase: TRAIN }}
+  reduction_param {{ operation: SUM coeff: {coeff} }} loss_weight: {weight} }}
+"""
+
+
+def add_soft_loss(net, source: Path, batch: int, weight: float) -> None:
+    """Train on soft targets too: a second Data layer reads one probability vector per
+    training image from source (an LMDB in the training LMDB's order: the two layers read
+    in lockstep), and the loss becomes weight x their cross-entropy with the net's softmax
+    (-sum t log p, averaged over the batch) + (1 - weight) x the hard-label loss. Built from
+    Caffe's own layers (Softmax, Log, Eltwise, Reduction), so no patch and no new gradient."""
+    layer = classifier(net, "SoftmaxWithLoss")
+    hard = next(x for x in net.layer if x.type == "SoftmaxWithLoss")
+    del hard.loss_weight[:]
+    hard.loss_weight.append(1 - weight)
+    text = SOFT_LAYERS.format(source=source, batch=batch, logits=layer.top[0], coeff=-1 / batch, weight=weight)
+    net.layer.extend(text_format.Parse(text, caffe_pb2().NetParameter()).layer)
+
+
 def write_net(
     source: Path,
     target: Path,
@@ -116,10 +146,12 @@ def write_net(
     classes: int = 7,
     augment: Path | None = None,
     fresh: bool = False,
+    soft: tuple[Path, float] | None = None,
 ) -> int:
     """train_val.prototxt with the data paths of this dataset, the exact TEST batch, one
-    output per class (a fresh classifier when fresh) and the augmentation file's fields in
-    the TRAIN transform_param; returns the TRAIN batch size."""
+    output per class (a fresh classifier when fresh), the augmentation file's fields in
+    the TRAIN transform_param and, with soft = (LMDB, weight), the soft-target loss;
+    returns the TRAIN batch size."""
     pb2 = caffe_pb2()
     net = text_format.Parse(source.read_text(), pb2.NetParameter())
     train_batch = 0
@@ -137,6 +169,8 @@ def write_net(
             if augment:
                 layer.transform_param.MergeFrom(read_augmentation(augment))
     set_classes(net, classes, "SoftmaxWithLoss", fresh)
+    if soft:
+        add_soft_loss(net, soft[0].resolve(), train_batch, soft[1])
     atomic.write_text(target, text_format.MessageToString(net))
     return train_batch
 
@@ -176,6 +210,20 @@ def write_solver(
     solver.snapshot_prefix = str(prefix)
     atomic.write_text(target, text_format.MessageToString(solver))
     return solver.random_seed
+
+
+def check_soft(path: Path, data: Path, weight: float, classes: int) -> dict:
+    """The record of a soft-target LMDB: it must hold one vector of the classes' length per
+    training image, under the training LMDB's keys (so that the two are read in lockstep)."""
+    if not (path / "data.mdb").is_file():
+        raise TrainError(f"--soft {path}: no LMDB there (expected e.g. train_targets_lmdb of a FER+ dataset)")
+    keys, vectors = read_vectors(path)
+    train_keys = read_keys(data / "train_lmdb")
+    if keys != train_keys:
+        raise TrainError(f"--soft {path}: its keys differ from {data / 'train_lmdb'}'s: not this dataset's targets")
+    if vectors.shape[1] != classes or not np.allclose(vectors.sum(axis=1), 1, atol=1e-3):
+        raise TrainError(f"--soft {path}: expected probability vectors of {classes} classes, got shape {vectors.shape}")
+    return {"path": str(path.resolve()), "sha256": file_sha256(path / "data.mdb"), "weight": weight}
 
 
 def newest_state(snapshots: Path) -> tuple[Path, int] | None:
@@ -218,6 +266,8 @@ def train(
     seed: int | None = None,
     augment: str | None = None,
     base_lr: float | None = None,
+    soft: Path | None = None,
+    soft_weight: float = 0.5,
 ) -> dict:
     """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
     with the solver's random seed unless seed is given, with the training images augmented as
@@ -248,6 +298,10 @@ def train(
             f"{run_dir} trains with augmentation {(info.get('augment') or {}).get('fields')!r}, "
             f"not {(augmented or {}).get('fields')!r}: choose another RUN"
         )
+    soft_path = (data / soft if not soft.is_absolute() and (data / soft).exists() else soft) if soft else None
+    targets = check_soft(soft_path, data, soft_weight, len(manifest.get("classes", range(7)))) if soft_path else None
+    if info and info.get("soft") != targets:
+        raise TrainError(f"{run_dir} trains with soft targets {info.get('soft')}, not {targets}: choose another RUN")
     if info and seed is not None and info.get("seed") != seed:
         raise TrainError(f"{run_dir} runs with seed {info.get('seed')}, not {seed}: choose another RUN")
     val_size = lmdb_size(data / "val_lmdb")
@@ -265,6 +319,7 @@ def train(
         classes,
         augmentation,
         fresh,
+        (soft_path, soft_weight) if soft_path else None,
     )
     schedule = Schedule(
         epochs=epochs,
@@ -308,6 +363,7 @@ def train(
             "augment": augmented,
             "base_lr": base_lr if base_lr is not None else info.get("base_lr"),
             "fresh_layers": [last] if fresh else [],
+            "soft": targets,
             "engine": os.environ.get("CAFFE_ENGINE") or "DNNL (the build's default)",
             "command": " ".join(command),
             "data": {

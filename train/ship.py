@@ -178,6 +178,11 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     weights += f" SEED={info['seed']}" if seeded else ""
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
     weights += f" LR={info['base_lr']:g}" if info.get("base_lr") else ""
+    soft = info.get("soft")
+    if soft:  # a name inside the dataset folder (FER+'s train_targets_lmdb), or a path of its own
+        inside = Path(soft["path"]).parent == Path(info["data"]["dir"])
+        soft_name = Path(soft["path"]).name if inside else soft["path"]
+        weights += f" SOFT={soft_name} SOFT_WEIGHT={soft['weight']:g}"
     preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     weights = data + weights
     dataset = (
@@ -230,6 +235,15 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
                 + "; the schedule above ran in full from there."
             ]
             if start
+            else []
+        ),
+        *(
+            [
+                f"- Loss: {soft['weight']:g} x cross-entropy with the soft targets `{soft_name}` (sha256 "
+                f"`{soft['sha256']}`, one probability vector per training image) + {1 - soft['weight']:g} x the hard "
+                "labels' (softmax loss)."
+            ]
+            if soft
             else []
         ),
         f"- Caffe time spent training: {timedelta(seconds=round(seconds))} (from caffe.log, pauses left out) "
