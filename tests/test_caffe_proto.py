@@ -27,6 +27,13 @@ def test_datum_refuses_non_uint8() -> None:
         caffe_proto.datum(np.zeros((4, 4), np.float32), 0)
 
 
+def test_vector_datum_matches_caffe_pb2() -> None:
+    vector = np.array([0.1, 0.0, 0.75, 0.15], np.float32)
+    expected = caffe_pb2.Datum(channels=4, height=1, width=1, float_data=vector.tolist()).SerializeToString()
+    assert caffe_proto.vector_datum(vector) == expected
+    assert np.array_equal(caffe_proto.read_vector_datum(expected), vector)
+
+
 def test_blob_proto_matches_caffe_pb2() -> None:
     mean = np.random.default_rng(2).uniform(0, 255, (1, 48, 48)).astype(np.float32)
     expected = caffe_pb2.BlobProto(num=1, channels=1, height=48, width=48, data=mean.reshape(-1).tolist())
