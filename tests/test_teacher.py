@@ -1,0 +1,57 @@
+"""python -m train.teacher: an ensemble's averaged (and softened) probabilities on the
+training faces, in the training LMDB's order, as soft targets make train SOFT= accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ferlib.classes import FER2013
+from ferlib.classifier import Classifier
+from ferlib.lmdb_io import read_vectors, write_lmdb
+from ferlib.model_folder import ModelFiles
+from hostile import call, one_error_line
+from reference_images import lfw_face
+from tiny_models import face_model
+from train.teacher import main, soften
+
+
+def dataset(folder: Path, template: str = "fer2013") -> Path:
+    folder.mkdir(parents=True)
+    faces = [lfw_face(i, 48) for i in range(20)]
+    write_lmdb(folder / "train_lmdb", ((f"{i:08d}_{i:05d}", face, i % 7) for i, face in enumerate(faces)))
+    manifest = {"settings": {"align": True, "template": template}, "classes": list(FER2013)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = dataset(tmp_path / "data")
+    members = [face_model(tmp_path / "a", seed=1), face_model(tmp_path / "b", seed=2)]
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["../a", "../b"], "tta": "mirror", "format": 1}))
+    assert main(["--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t1")]) == 0
+    assert "20 targets of 7 classes (T=1)" in capsys.readouterr().out
+    keys, targets = read_vectors(tmp_path / "t1")
+    faces = np.stack([lfw_face(i, 48) for i in range(20)])
+    expected = np.mean([Classifier(ModelFiles.from_dir(m)).probabilities(faces, tta="mirror") for m in members], axis=0)
+    assert keys == [f"{i:08d}_{i:05d}" for i in range(20)] and np.allclose(targets, expected, atol=1e-5)
+    assert (
+        main(["--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t3"), "--temperature", "3"]) == 0
+    )
+    softer = read_vectors(tmp_path / "t3")[1]
+    assert np.allclose(softer, soften(expected, 3), atol=1e-5) and np.allclose(softer.sum(axis=1), 1, atol=1e-5)
+    assert (softer.max(axis=1) <= targets.max(axis=1) + 1e-6).all()  # flatter, same ranking
+    assert (softer.argmax(axis=1) == targets.argmax(axis=1)).all()
+
+
+def test_a_teacher_aligned_otherwise_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = dataset(tmp_path / "data", template="arcface")
+    model = face_model(tmp_path / "m")
+    assert call(main, ["--model", str(model), "--data", str(data), "--out", str(tmp_path / "t")]) == 2
+    assert "aligned with template 'fer2013', the dataset with 'arcface'" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "t").exists()

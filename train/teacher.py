@@ -1,0 +1,76 @@
+"""python -m train.teacher: a model's (or an ensemble's) probabilities on every training face,
+as soft targets for distillation (make train SOFT=<its LMDB>).
+
+The faces are the dataset's own aligned training faces in the training LMDB's order, so
+each member must have been trained on faces aligned the same way (its alignment.json names
+the dataset's template). Each member sees them with the model's test-time augmentation, the
+members' probabilities are averaged, and --temperature T > 1 softens them (p^(1/T),
+renormalised) to pass on more of what the teacher knows about the other classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ferlib import atomic, cli
+from ferlib.classifier import Classifier
+from ferlib.dataset import DatasetError, classes, dataset_template
+from ferlib.lmdb_io import read_lmdb, write_vectors
+from ferlib.model_folder import ModelError, ModelFiles, model_members
+
+
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T), renormalised: the softmax of the logits divided by T."""
+    scaled = np.power(np.clip(probabilities, 1e-12, 1), 1 / temperature)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def teacher_targets(model: Path, data: Path, temperature: float = 1.0) -> tuple[list[str], np.ndarray, float]:
+    """The LMDB keys, the (N, classes) soft targets and the teacher's accuracy on the training labels."""
+    folders, tta = model_members(model)
+    template, labels = dataset_template(data), classes(data)
+    keys, faces, truth = read_lmdb(data / "train_lmdb")
+    members = []
+    for folder in folders:
+        files = ModelFiles.from_dir(folder)
+        if files.template != template:
+            raise ModelError(f"{folder}: aligned with template {files.template!r}, the dataset with {template!r}")
+        classifier = Classifier(files)
+        if classifier.labels != labels:
+            raise ModelError(f"{folder}: classes {classifier.labels} differ from the dataset's {labels}")
+        members.append(classifier.probabilities(faces[:, 0], tta=tta))
+    probabilities = soften(np.mean(members, axis=0), temperature)
+    return keys, probabilities.astype(np.float32), float(np.mean(probabilities.argmax(axis=1) == truth))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.Parser(
+        prog="python -m train.teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, required=True, help="the teacher: a model or ensemble folder")
+    parser.add_argument("--data", type=Path, default=Path("data/fer2013"), help="dataset (default: %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, help="the LMDB folder to write, e.g. runs/teacher_lmdb")
+    parser.add_argument(
+        "--temperature", type=cli.number(0.1, 100), default=1.0, help="soften the targets, T > 1 (default: 1)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        keys, targets, accuracy = teacher_targets(args.model, args.data, args.temperature)
+    except (ModelError, DatasetError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with atomic.replacing_folder(args.out) as tmp:
+        write_vectors(tmp, zip(keys, targets))
+    print(
+        f"wrote {args.out}: {len(keys)} targets of {targets.shape[1]} classes (T={args.temperature:g}); "
+        f"the teacher agrees with {accuracy:.4f} of the training labels"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
