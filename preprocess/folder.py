@@ -197,8 +197,8 @@ def centre_square(image: np.ndarray, size: int) -> np.ndarray:
 def aligned_face(detector: FaceDetector | None, image: np.ndarray, settings: Settings) -> tuple[np.ndarray, bool]:
     """The face aligned onto the template, and whether one was found (else the centre square)."""
     if detector is not None:
-        if max(image.shape) <= SMALL_SIDE:
-            face = detector.crop_faces(image[None])[0]
+        if max(image.shape) <= SMALL_SIDE:  # a face crop: found as predict --no-detect finds it
+            face = detector.faces_in_crops([image])[0]
         else:
             faces = detector.detect(image)
             face = central_face(faces, image.shape) if faces else None
