@@ -163,9 +163,10 @@ function stopCamera() {
 async function labelFrames() {
   const video = $("camera-video");
   const grab = document.createElement("canvas");
+  const loop = (camera.loop = (camera.loop || 0) + 1); // a restart ends the previous loop
   let frames = 0;
   const started = performance.now();
-  while (camera.running) {
+  while (camera.running && camera.loop === loop) {
     if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
     grab.width = video.videoWidth;
     grab.height = video.videoHeight;
@@ -175,7 +176,7 @@ async function labelFrames() {
       const result = await api(`/api/frame?session=${camera.session}`, {
         method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" },
       });
-      if (!camera.running) break;
+      if (!camera.running || camera.loop !== loop) break;
       frames += 1;
       drawOverlay(result.faces, grab.width, grab.height);
       showTracks(result.faces);
