@@ -137,6 +137,18 @@ def fractions(text: str) -> tuple[float, float, float]:
     return values
 
 
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The image settings the options give (the same for the csv and --folder)."""
+    return Settings(
+        size=args.size,
+        align=args.align,
+        template=args.template,
+        seed=args.seed,
+        images=args.images,
+        min_face_size=args.min_face,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if (args.csv is None) == (args.folder is None):
@@ -151,14 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             what = "a folder" if path.is_dir() else "no such file"
             print(f"error: {path}: {what} (expected {expected})", file=sys.stderr)
             return 2
-    settings = Settings(
-        size=args.size,
-        align=args.align,
-        template=args.template,
-        seed=args.seed,
-        images=args.images,
-        min_face_size=args.min_face,
-    )
+    settings = settings_of(args)
     try:
         manifest = build(
             args.csv,
@@ -191,14 +196,7 @@ def main_folder(args: argparse.Namespace) -> int:
     if args.ferplus is not None:
         print("error: --ferplus: FER+ labels belong to the FER2013 csv, not to --folder", file=sys.stderr)
         return 2
-    settings = Settings(
-        size=args.size,
-        align=args.align,
-        template=args.template,
-        seed=args.seed,
-        images=args.images,
-        min_face_size=args.min_face,
-    )
+    settings = settings_of(args)
     options = FolderOptions(mapping=args.map, fractions=args.split, subject=args.subject)
     try:
         manifest = build_folder(args.folder, args.out, settings, options, force=args.force)
