@@ -153,6 +153,8 @@ def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str
         extra.append(f"--split {','.join(f'{f:g}' for f in split['fractions'])}")
     if split["subject_regex"]:
         extra.append(f"--subject '{split['subject_regex']}'")
+    if split["fractions"] is not None and split["seed"] != 1:
+        extra.append(f"--seed {split['seed']}")
     args = preprocess_args.removeprefix(' ARGS="').removeprefix(" ARGS=").removesuffix('"')
     extra += [args] if args else []
     data = f" DATA=data/{Path(source['folder']).name}"
