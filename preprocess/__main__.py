@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ferlib import cli
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path}: {what} (expected {expected})", file=sys.stderr)
             return 2
     settings = settings_of(args)
-    try:
-        manifest = build(
+    return run_build(
+        lambda: build(
             args.csv,
             args.out,
             settings,
@@ -173,22 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             strict=args.strict,
             force=args.force,
             ferplus_csv=args.ferplus,
-        )
-    except (NotFer2013Error, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {args.out} was not changed", file=sys.stderr)
-        return cli.INTERRUPTED
-    if manifest is None:
-        print(f"{args.out} is up to date with {args.csv} and these settings (use --force to rebuild)")
-        return 0
-    summary = {key: manifest[key] for key in ("counts", "faces")}
-    summary["bad_rows"] = manifest["bad_rows"]["count"]
-    summary["total_s"] = manifest["timings"]["total_s"]
-    print(json.dumps(summary, indent=1))
-    print(f"wrote {args.out}")
-    return 0
+        ),
+        args.out,
+        args.csv,
+        ("counts", "faces"),
+        "bad_rows",
+    )
 
 
 def main_folder(args: argparse.Namespace) -> int:
@@ -198,21 +189,35 @@ def main_folder(args: argparse.Namespace) -> int:
         return 2
     settings = settings_of(args)
     options = FolderOptions(mapping=args.map, fractions=args.split, subject=args.subject)
+    return run_build(
+        lambda: build_folder(args.folder, args.out, settings, options, force=args.force),
+        args.out,
+        args.folder,
+        ("classes", "counts", "faces"),
+        "bad_files",
+    )
+
+
+def run_build(
+    build_dataset: Callable[[], dict | None], out: Path, source: Path, keys: tuple[str, ...], bad: str
+) -> int:
+    """Build a dataset (csv or folder) and report it: its summary, "up to date", or one error line."""
     try:
-        manifest = build_folder(args.folder, args.out, settings, options, force=args.force)
-    except DataError as error:
+        manifest = build_dataset()
+    except (NotFer2013Error, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {args.out} was not changed", file=sys.stderr)
+        print(f"\ninterrupted: {out} was not changed", file=sys.stderr)
         return cli.INTERRUPTED
     if manifest is None:
-        print(f"{args.out} is up to date with {args.folder} and these settings (use --force to rebuild)")
+        print(f"{out} is up to date with {source} and these settings (use --force to rebuild)")
         return 0
-    summary = {key: manifest[key] for key in ("classes", "counts", "faces")}
-    summary["bad_files"] = manifest["bad_files"]["count"]
+    summary = {key: manifest[key] for key in keys}
+    summary[bad] = manifest[bad]["count"]
+    summary["total_s"] = manifest["timings"]["total_s"]
     print(json.dumps(summary, indent=1))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 
