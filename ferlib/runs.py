@@ -13,30 +13,35 @@ def run_name(
     seed: int | None = None,
     augment: str | None = None,
     soft: Path | None = None,
+    soft_weight: float = 0.5,
+    base_lr: float | None = None,
 ) -> str:
     """<net>-e<epochs>, plus -aug-<augmentation name> when training images are augmented,
-    -soft-<targets name> with soft targets, -from-<weights file name> for a warm start and
-    -seed<n> for a seed of the user's."""
+    -soft-<targets name>-w<weight> with soft targets, -from-<weights file name> for a warm start,
+    -lr<rate> for a learning rate and -seed<n> for a seed of the user's: two runs that differ in
+    any of these never share a folder (a resumed run would otherwise continue the other one)."""
     augmented = f"-aug-{Path(augment).stem}" if augment else ""
-    augmented += f"-soft-{Path(soft).name}" if soft else ""
+    augmented += f"-soft-{Path(soft).name}-w{soft_weight:g}" if soft else ""
     start = f"-from-{Path(weights).stem}" if weights else ""
+    start += f"-lr{base_lr:g}" if base_lr is not None else ""
     seeded = f"-seed{seed}" if seed is not None else ""
     return f"{Path(net).name}-e{epochs:g}{augmented}{start}{seeded}"
 
 
 if (
     __name__ == "__main__"
-):  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=x] [SOFT=y]
+):  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=x] [SOFT=y] [SOFT_WEIGHT=w] [LR=r]
     import sys
 
-    options = ("SEED=", "AUGMENT=", "SOFT=")
+    options = ("SEED=", "AUGMENT=", "SOFT=", "SOFT_WEIGHT=", "LR=")
     given = sys.argv[3:]
     named = dict(a.split("=", 1) for a in given if a.startswith(options))
     weights = [a for a in given if not a.startswith(options)]
     seed = int(named["SEED"]) if "SEED" in named else None
     soft = Path(named["SOFT"]) if "SOFT" in named else None
+    soft_weight = float(named.get("SOFT_WEIGHT", 0.5))
+    base_lr = float(named["LR"]) if "LR" in named else None
+    weights_file = Path(weights[0]) if weights else None
     print(
-        run_name(
-            sys.argv[1], float(sys.argv[2]), Path(weights[0]) if weights else None, seed, named.get("AUGMENT"), soft
-        )
+        run_name(sys.argv[1], float(sys.argv[2]), weights_file, seed, named.get("AUGMENT"), soft, soft_weight, base_lr)
     )

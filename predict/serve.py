@@ -45,6 +45,7 @@ from predict.video import label_video
 
 STATIC = Path(__file__).parent / "static"
 MAX_SESSIONS = 16  # camera sessions kept in memory; the least recently used goes first
+MAX_FINISHED_JOBS = 64  # finished video jobs kept in memory (their files stay in --out); the oldest go first
 MAX_PIXELS = 50_000_000  # larger images are refused before they are decoded
 CHUNK = 1 << 20
 MULTIPART_SLACK = 64 << 10  # a multipart body's headers and boundaries around the file
@@ -189,6 +190,9 @@ class Service:
             upload.unlink(missing_ok=True)
             raise UploadError(415, str(error).replace(str(upload), name)) from error
         job = Job(upload.stem, name, total=total)
+        finished = [key for key, old in self.jobs.items() if old.state in ("done", "failed")]
+        for key in finished[: max(0, len(finished) - MAX_FINISHED_JOBS + 1)]:
+            del self.jobs[key]
         self.jobs[job.id] = job
         self.worker.submit(self._label_video, job, upload)
         return job

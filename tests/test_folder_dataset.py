@@ -170,17 +170,32 @@ def test_fine_tuning_the_shipped_model_on_a_folder_ships_a_model(
     info = train(
         "fer_vgg", dataset, tmp_path / "runs", "ft", epochs=6, caffe=caffe_tool, weights=weights, base_lr=0.001
     )
-    assert info["status"] == "done" and info["fresh_layers"] == ["fc6"] and info["base_lr"] == 0.001
+    assert info["status"] == "done" and info["fresh_layers"] == ["fc6-3classes"] and info["base_lr"] == 0.001
     log = (tmp_path / "runs/ft/caffe.log").read_text()
     assert "Finetuning from" in log and set(re.findall(r"Ignoring source layer (\S+)", log)) == {"fc6"}
     report = evaluate(dataset, tmp_path / "runs/ft/eval", "none", "opencv", run=tmp_path / "runs/ft")
     assert report["split_names"] == {"val": "val", "test": "test"}
     model = ship(tmp_path / "runs/ft", "my_faces", tmp_path / "models")
     card = (model / "README.md").read_text()
-    assert "trained on the folder dataset `faces`" in card and "`fc6`, started afresh for these 3 classes" in card
+    assert (
+        "trained on the folder dataset `faces`" in card and "`fc6-3classes` started afresh for these 3 classes" in card
+    )
     assert f"| test accuracy (all {report['splits']['test']['images']} images) |" in card
     assert "make preprocess FOLDER=" in card and "DATA=data/faces WEIGHTS=" in card and "LR=0.001" in card
     assert json.loads((model / "labels.json").read_text()) == list(CLASSES)
     faces = Recognizer(model).predict(cv2.resize(lfw_face(3, 64), (160, 160)))
     assert len(faces) == 1 and faces[0]["label"] in CLASSES and set(faces[0]["probabilities"]) == set(CLASSES)
+    # fine-tuning the fine-tuned model again copies its renamed classifier instead of restarting it
+    again = train(
+        "fer_vgg",
+        dataset,
+        tmp_path / "runs",
+        "again",
+        epochs=1,
+        caffe=caffe_tool,
+        weights=model / "my_faces.caffemodel",
+    )
+    assert (
+        again["fresh_layers"] == [] and "Ignoring source layer" not in (tmp_path / "runs/again/caffe.log").read_text()
+    )
     assert np.isclose(sum(faces[0]["probabilities"].values()), 1, atol=1e-3)

@@ -170,6 +170,23 @@ def test_a_video_is_labelled_in_the_background_with_a_summary(tmp_path: Path, cl
     assert not list((out / "uploads").iterdir())
 
 
+def test_only_the_newest_finished_video_jobs_are_kept(
+    tmp_path: Path, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from predict import serve
+
+    service = Service(lambda: recognizer, tmp_path / "out")
+    http = TestClient(create_app(service))
+    monkeypatch.setattr(serve, "MAX_FINISHED_JOBS", 2)
+    monkeypatch.setattr(service.worker, "submit", lambda *args: None)  # the jobs stay queued
+    clip = two_faces_clip(tmp_path / "two.avi").read_bytes()
+    ids = [http.post("/api/video", files={"file": ("two.avi", clip)}).json()["job"] for _ in range(3)]
+    service.jobs[ids[0]].state, service.jobs[ids[1]].state = "done", "failed"
+    newest = http.post("/api/video", files={"file": ("two.avi", clip)}).json()["job"]
+    assert http.get(f"/api/jobs/{ids[0]}").status_code == 404  # the oldest finished one went
+    assert [http.get(f"/api/jobs/{i}").status_code for i in (*ids[1:], newest)] == [200, 200, 200]
+
+
 def test_a_camera_session_keeps_track_ids_and_saves_its_summary(client: tuple[TestClient, Path]) -> None:
     http, out = client
     frames = [np.roll(PHOTO, shift, axis=1) for shift in (0, 4, 8)]

@@ -296,9 +296,13 @@ def test_run_names_say_how_a_run_differs_from_the_default() -> None:
     command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "36", "models/m/m.caffemodel", "SEED=2", "AUGMENT=fer"]
     named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     assert named == "fer_vgg-e36-aug-fer-from-m-seed2"
-    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "30", "SOFT=train_targets_lmdb"]
+    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "30", "SOFT=train_targets_lmdb", "SOFT_WEIGHT=1"]
     named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    assert named == "fer_vgg-e30-soft-train_targets_lmdb"
+    assert named == "fer_vgg-e30-soft-train_targets_lmdb-w1"
+    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "6", "models/m/m.caffemodel", "LR=0.001"]
+    named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert named == "fer_vgg-e6-from-m-lr0.001"
+    assert run_name("fer_vgg", 30, soft=Path("t")) == "fer_vgg-e30-soft-t-w0.5"
     assert run_name("fer_vgg", 36) == "fer_vgg-e36"
 
 
@@ -603,3 +607,34 @@ def test_killed_ship_runs_leave_the_old_model_whole(tmp_path: Path, caffe_tool: 
         assert tree(tmp_path / "models" / "tiny") == shipped  # the whole old model (or the identical new one)
     assert command(*args).wait(60) == 0
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["tiny"]  # leftovers swept
+
+
+@pytest.mark.parametrize(
+    ("classes", "stored", "name"),
+    [
+        (7, {"fc6": 7}, "fc6"),  # a warm start: the classifier is copied
+        (3, {"fc6": 7}, "fc6-3classes"),  # another class count: renamed, so it starts from its filler
+        (3, {"fc6-3classes": 3}, "fc6-3classes"),  # a model fine-tuned so before: copied under its name
+        (7, {"fc6-3classes": 3}, "fc6"),  # back to seven classes: fc6 is not in the weights (reported fresh)
+    ],
+)
+def test_the_classifier_is_named_so_caffe_copies_it_only_when_it_fits(
+    classes: int, stored: dict[str, int], name: str
+) -> None:
+    from train.run import classifier_name
+
+    assert classifier_name("fc6", classes, stored) == name
+
+
+def test_layers_missing_from_the_start_weights_are_reported_fresh(tmp_path: Path) -> None:
+    from train.run import fresh_layers
+
+    net = tmp_path / "tv.prototxt"
+    write_net(ROOT / "prototxt/fer_vgg/train_val.prototxt", net, tmp_path, 10, classes=3, classifier_as="fc6-3classes")
+    parsed = text_format.Parse(net.read_text(), caffe_pb2().NetParameter())
+    learned = [
+        layer.name for layer in parsed.layer if layer.type in ("Convolution", "InnerProduct", "BatchNorm", "Scale")
+    ]
+    stored = {name: 1 for name in learned if name != "fc6-3classes"}
+    assert fresh_layers(net, stored) == ["fc6-3classes"]
+    assert fresh_layers(net, {**stored, "fc6-3classes": 3}) == []

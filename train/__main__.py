@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=Path("data/fer2013"), help="preprocessed dataset folder (default: %(default)s)"
     )
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
-    parser.add_argument("--run", help="run name (default: <net>-e<epochs>, + -from-<weights name> with --weights)")
+    parser.add_argument(
+        "--run",
+        help="run name (default: <net>-e<epochs>, + -aug-, -soft-, -from-, -lr, -seed parts for the options given)",
+    )
     parser.add_argument(
         "--weights",
         type=Path,
@@ -83,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.caffe):
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
-    run = args.run or run_name(args.net, args.epochs, args.weights, args.seed, args.augment, args.soft)
+    run = args.run or run_name(
+        args.net, args.epochs, args.weights, args.seed, args.augment, args.soft, args.soft_weight, args.base_lr
+    )
     try:
         info = train(
             args.net,

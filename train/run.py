@@ -85,28 +85,49 @@ def classifier(net, prob_type: str):
     return next(layer for layer in net.layer if layer.type == "InnerProduct" and set(layer.top) & feeds)
 
 
-def set_classes(net, classes: int, prob_type: str, fresh: bool = False) -> None:
+def set_classes(net, classes: int, prob_type: str, name: str | None = None) -> None:
     """Give the classifier one output per class: the number of classes follows from the data
-    (7 for FER2013, 8 for FER+, a folder's own). fresh renames it, so that Caffe starts it
-    from its filler instead of copying it from the start weights (a different class count)."""
+    (7 for FER2013, 8 for FER+, a folder's own), and the name classifier_name chose."""
     layer = classifier(net, prob_type)
     layer.inner_product_param.num_output = classes
-    if fresh:
-        layer.name = f"{layer.name}-{classes}classes"
+    if name:
+        layer.name = name
 
 
-def weights_outputs(weights: Path, layer: str) -> int | None:
-    """The number of outputs of a layer in a .caffemodel (None when it has no such layer)."""
+# The layer types of these nets that hold learned parameters (what -weights copies by name).
+PARAMETER_LAYERS = {"Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "Scale", "Bias", "PReLU"}
+
+
+def weights_layers(weights: Path) -> dict[str, int]:
+    """Each layer with parameters in a .caffemodel, with its number of outputs."""
     model = caffe_pb2().NetParameter()
     try:
         model.ParseFromString(weights.read_bytes())
     except DecodeError as error:
         raise TrainError(f"{weights}: not a Caffe .caffemodel ({error})") from error
-    for found in [*model.layer, *model.layers]:
-        if found.name == layer and found.blobs:
-            blob = found.blobs[0]
-            return int(blob.shape.dim[0]) if blob.shape.dim else int(blob.num)
-    return None
+    return {
+        found.name: int(found.blobs[0].shape.dim[0]) if found.blobs[0].shape.dim else int(found.blobs[0].num)
+        for found in [*model.layer, *model.layers]
+        if found.blobs
+    }
+
+
+def classifier_name(last: str, classes: int, stored: dict[str, int]) -> str:
+    """The classifier's name in this run's nets. Caffe copies start weights by layer name, so a
+    classifier of another class count is renamed <last>-<N>classes (started from its filler);
+    a model fine-tuned so before (its classifier already <last>-<N>classes) keeps that name
+    and its classifier is copied."""
+    renamed = f"{last}-{classes}classes"
+    if renamed in stored or stored.get(last, classes) != classes:
+        return renamed
+    return last
+
+
+def fresh_layers(net_file: Path, stored: dict[str, int]) -> list[str]:
+    """The layers with parameters in a written net that the start weights do not have: Caffe
+    starts them from their fillers."""
+    net = text_format.Parse(net_file.read_text(), caffe_pb2().NetParameter())
+    return [layer.name for layer in net.layer if layer.type in PARAMETER_LAYERS and layer.name not in stored]
 
 
 SOFT_LAYERS = """
@@ -145,11 +166,11 @@ def write_net(
     test_batch: int,
     classes: int = 7,
     augment: Path | None = None,
-    fresh: bool = False,
+    classifier_as: str | None = None,
     soft: tuple[Path, float] | None = None,
 ) -> int:
     """train_val.prototxt with the data paths of this dataset, the exact TEST batch, one
-    output per class (a fresh classifier when fresh), the augmentation file's fields in
+    output per class (the classifier named classifier_as when given), the augmentation file's fields in
     the TRAIN transform_param and, with soft = (LMDB, weight), the soft-target loss;
     returns the TRAIN batch size."""
     pb2 = caffe_pb2()
@@ -168,17 +189,17 @@ def write_net(
             train_batch = layer.data_param.batch_size
             if augment:
                 layer.transform_param.MergeFrom(read_augmentation(augment))
-    set_classes(net, classes, "SoftmaxWithLoss", fresh)
+    set_classes(net, classes, "SoftmaxWithLoss", classifier_as)
     if soft:
         add_soft_loss(net, soft[0].resolve(), train_batch, soft[1])
     atomic.write_text(target, text_format.MessageToString(net))
     return train_batch
 
 
-def write_deploy(source: Path, target: Path, classes: int, fresh: bool = False) -> None:
+def write_deploy(source: Path, target: Path, classes: int, classifier_as: str | None = None) -> None:
     """deploy.prototxt with one output per class (named as write_net named it)."""
     net = text_format.Parse(source.read_text(), caffe_pb2().NetParameter())
-    set_classes(net, classes, "Softmax", fresh)
+    set_classes(net, classes, "Softmax", classifier_as)
     atomic.write_text(target, text_format.MessageToString(net))
 
 
@@ -310,7 +331,8 @@ def train(
     classes = len(manifest.get("classes", range(7)))
     source_net = text_format.Parse((folder / "train_val.prototxt").read_text(), caffe_pb2().NetParameter())
     last = classifier(source_net, "SoftmaxWithLoss").name
-    fresh = weights is not None and weights_outputs(weights, last) not in (None, classes)
+    stored = weights_layers(weights) if weights else None
+    classifier_as = classifier_name(last, classes, stored) if stored is not None else last
     train_batch = write_net(
         folder / "train_val.prototxt",
         run_dir / "train_val.prototxt",
@@ -318,7 +340,7 @@ def train(
         exact_test_batch(val_size),
         classes,
         augmentation,
-        fresh,
+        classifier_as,
         (soft_path, soft_weight) if soft_path else None,
     )
     schedule = Schedule(
@@ -337,8 +359,11 @@ def train(
         seed if seed is not None else info.get("seed"),
         base_lr if base_lr is not None else info.get("base_lr"),
     )
-    write_deploy(folder / "deploy.prototxt", run_dir / "deploy.prototxt", classes, fresh)
+    write_deploy(folder / "deploy.prototxt", run_dir / "deploy.prototxt", classes, classifier_as)
+    fresh = fresh_layers(run_dir / "train_val.prototxt", stored) if stored is not None else []
     resume = newest_state(snapshots)
+    if fresh and not resume:
+        print(f"note: {weights} has no layer {', '.join(fresh)}: it starts from its filler", file=sys.stderr)
     command = [
         caffe,
         "train",
@@ -362,7 +387,7 @@ def train(
             "seed": used_seed,
             "augment": augmented,
             "base_lr": base_lr if base_lr is not None else info.get("base_lr"),
-            "fresh_layers": [last] if fresh else [],
+            "fresh_layers": fresh,
             "soft": targets,
             "engine": os.environ.get("CAFFE_ENGINE") or "DNNL (the build's default)",
             "command": " ".join(command),
@@ -457,7 +482,7 @@ def _show(bar: tqdm, log: CaffeLog, schedule: Schedule) -> None:
     accuracy = next((out["accuracy"] for _, out in reversed(log.test) if "accuracy" in out), None)
     bar.set_postfix_str(
         f"epoch {iteration / schedule.epoch_iters:.1f} loss {loss:.3f} lr {log.lr[-1][1] if log.lr else 0:g} "
-        f"val {accuracy if accuracy is not None else float('nan'):.3f} "
-        f"{(speed or 0) * schedule.batch_size:.0f} img/s",
+        f"val {accuracy if accuracy is not None else float('nan'):.3f}"
+        + (f" {speed * schedule.batch_size:.0f} img/s" if speed else ""),
         refresh=False,
     )

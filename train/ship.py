@@ -196,7 +196,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     started = (
         f", fine-tuned from the weights `{start['path']}`"
         + (
-            f" (its last layer, `{fresh[0]}`, started afresh for these {len(manifest.get('classes', FER2013))} classes)"
+            f" (`{', '.join(fresh)}` started afresh for these {len(manifest.get('classes', FER2013))} classes)"
             if fresh
             else " (a warm start)"
         )
@@ -233,7 +233,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
             [
                 f"- Initialised from `{start['path']}` (sha256 `{start['sha256']}`, its own card says how it was "
                 "trained) instead of random weights"
-                + (f", except `{fresh[0]}`" if fresh else "")
+                + (f", except `{', '.join(fresh)}`" if fresh else "")
                 + "; the schedule above ran in full from there."
             ]
             if start
