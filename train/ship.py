@@ -143,10 +143,10 @@ def data_lines(manifest: dict, aligned_onto: str) -> list[str]:
 def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str]:
     """The make preprocess line of the card, and the DATA= the other lines need."""
     source = manifest["input"]
-    if "folder" not in source:
-        return "make preprocess FER2013=path/to/fer2013.csv.gz" + (
-            " LABELS=ferplus" if source.get("ferplus") else ""
-        ) + preprocess_args, ""
+    if "folder" not in source:  # FER+ labels get a folder of their own: FER2013's stays as it is
+        data = " DATA=data/ferplus" if source.get("ferplus") else ""
+        labels = " LABELS=ferplus" if source.get("ferplus") else ""
+        return f"make preprocess FER2013=path/to/fer2013.csv.gz{labels}{data}{preprocess_args}", data
     split = manifest["split"]
     extra = [f"--map {source['mapping']}"] if source.get("mapping") else []
     if split["fractions"] not in (None, [0.8, 0.1, 0.1]):
@@ -188,7 +188,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     weights = data + weights
     dataset = (
-        "FER2013"
+        ("FER2013 with the FER+ labels" if manifest["input"].get("ferplus") else "FER2013")
         if "folder" not in manifest["input"]
         else f"the folder dataset `{Path(manifest['input']['folder']).name}`"
     )
