@@ -40,6 +40,12 @@ def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: 
     faces = np.stack([lfw_face(i, 48) for i in range(20)])
     expected = np.mean([Classifier(ModelFiles.from_dir(m)).probabilities(faces, tta="mirror") for m in members], axis=0)
     assert keys == [f"{i:08d}_{i:05d}" for i in range(20)] and np.allclose(targets, expected, atol=1e-5)
+    made = json.loads((tmp_path / "t1/teacher.json").read_text())
+    assert (
+        made["command"]
+        == f"python -m train.teacher --model {ensemble} --data {data} --out {tmp_path / 't1'} --temperature 1"
+    )
+    assert made["agreement"] == pytest.approx(np.mean(expected.argmax(axis=1) == np.arange(20) % 7))
     assert (
         main(["--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t3"), "--temperature", "3"]) == 0
     )
@@ -47,6 +53,21 @@ def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: 
     assert np.allclose(softer, soften(expected, 3), atol=1e-5) and np.allclose(softer.sum(axis=1), 1, atol=1e-5)
     assert (softer.max(axis=1) <= targets.max(axis=1) + 1e-6).all()  # flatter, same ranking
     assert (softer.argmax(axis=1) == targets.argmax(axis=1)).all()
+
+
+def test_a_card_cites_the_teacher_that_made_its_soft_targets(tmp_path: Path) -> None:
+    from train.ship import soft_targets_lines
+
+    data = dataset(tmp_path / "data")
+    targets = tmp_path / "t"
+    assert main(["--model", str(face_model(tmp_path / "m")), "--data", str(data), "--out", str(targets)]) == 0
+    soft = {"path": str(targets), "sha256": "abc", "weight": 0.7}
+    args, line, command = soft_targets_lines(soft, data)
+    assert args == f" SOFT={targets} SOFT_WEIGHT=0.7" and command.startswith("python -m train.teacher --model ")
+    assert "0.7 x cross-entropy" in line and "0.3 x the hard labels'" in line and f"`{command}`" in line
+    (data / "votes_lmdb").mkdir()  # targets inside the dataset folder, not a teacher's: named, no command
+    args, line, command = soft_targets_lines({**soft, "path": str(data / "votes_lmdb"), "weight": 1}, data)
+    assert args == " SOFT=votes_lmdb SOFT_WEIGHT=1" and command == "" and "teacher" not in line
 
 
 def test_a_teacher_aligned_otherwise_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

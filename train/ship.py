@@ -25,6 +25,7 @@ from ferlib.model_folder import write_model
 from train.caffe_log import parse
 from train.evaluate import names, peak_on_test, peak_sentence, per_class_markdown, tta_markdown
 from train.run import caffe_pb2
+from train.teacher import TEACHER_FILE
 
 
 def training_seconds(log_text: str, gap: float = 600) -> float:
@@ -161,6 +162,26 @@ def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str
     return f"make preprocess FOLDER={source['folder']}" + (f' ARGS="{" ".join(extra)}"' if extra else ""), data
 
 
+def soft_targets_lines(soft: dict, data: Path) -> tuple[str, str, str]:
+    """For a run on soft targets: its make arguments (SOFT=, SOFT_WEIGHT=), the card's line on
+    the loss, and the command that made the targets when python -m train.teacher did (its
+    teacher.json, beside the LMDB's files), else ''."""
+    path = Path(soft["path"])
+    name = path.name if path.parent == data else soft["path"]  # FER+'s train_targets_lmdb, or a path of its own
+    line = (
+        f"- Loss: {soft['weight']:g} x cross-entropy with the soft targets `{name}` (sha256 `{soft['sha256']}`, one "
+        f"probability vector per training image) + {1 - soft['weight']:g} x the hard labels' (softmax loss)."
+    )
+    made_by = path / TEACHER_FILE
+    teacher = json.loads(made_by.read_text()) if made_by.exists() else None
+    if teacher:
+        line += (
+            f" The targets are a teacher's probabilities on the training faces: `{teacher['command']}` (the teacher "
+            f"agrees with {teacher['agreement']:.4f} of the training labels)."
+        )
+    return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, teacher["command"] if teacher else ""
+
+
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
     """The model card, in Markdown."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
@@ -181,10 +202,10 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
     weights += f" LR={info['base_lr']:g}" if info.get("base_lr") else ""
     soft = info.get("soft")
-    if soft:  # a name inside the dataset folder (FER+'s train_targets_lmdb), or a path of its own
-        inside = Path(soft["path"]).parent == Path(info["data"]["dir"])
-        soft_name = Path(soft["path"]).name if inside else soft["path"]
-        weights += f" SOFT={soft_name} SOFT_WEIGHT={soft['weight']:g}"
+    soft_args, loss_line, teacher_command = (
+        soft_targets_lines(soft, Path(info["data"]["dir"])) if soft else ("", "", "")
+    )
+    weights += soft_args
     preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     weights = data + weights
     dataset = (
@@ -239,21 +260,14 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
             if start
             else []
         ),
-        *(
-            [
-                f"- Loss: {soft['weight']:g} x cross-entropy with the soft targets `{soft_name}` (sha256 "
-                f"`{soft['sha256']}`, one probability vector per training image) + {1 - soft['weight']:g} x the hard "
-                "labels' (softmax loss)."
-            ]
-            if soft
-            else []
-        ),
+        *([loss_line] if loss_line else []),
         f"- Caffe time spent training: {timedelta(seconds=round(seconds))} (from caffe.log, pauses left out) "
         f"on the machine described in the README; {info['versions']['caffe']}.",
         "",
         "## Reproduce",
         "```sh",
         preprocess_line,
+        *([teacher_command] if teacher_command else []),
         f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}",
         f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{evaluate_args}",
         f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g}{weights} NAME={name}",

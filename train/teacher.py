@@ -6,11 +6,14 @@ each member must have been trained on faces aligned the same way (its alignment.
 the dataset's template). Each member sees them with the model's test-time augmentation, the
 members' probabilities are averaged, and --temperature T > 1 softens them (p^(1/T),
 renormalised) to pass on more of what the teacher knows about the other classes.
+Beside the LMDB's files, teacher.json says which teacher made them, so that a model card
+trained on them can say so (make ship).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from ferlib.classifier import Classifier
 from ferlib.dataset import DatasetError, classes, dataset_template
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import ModelError, ModelFiles, model_members
+
+TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
 
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -63,8 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, DatasetError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    made = {
+        "command": f"python -m train.teacher --model {args.model} --data {args.data} --out {args.out} "
+        f"--temperature {args.temperature:g}",
+        "model": str(args.model),
+        "temperature": args.temperature,
+        "agreement": accuracy,
+    }
     with atomic.replacing_folder(args.out) as tmp:
         write_vectors(tmp, zip(keys, targets))
+        (tmp / TEACHER_FILE).write_text(json.dumps(made, indent=1) + "\n")
     print(
         f"wrote {args.out}: {len(keys)} targets of {targets.shape[1]} classes (T={args.temperature:g}); "
         f"the teacher agrees with {accuracy:.4f} of the training labels"
