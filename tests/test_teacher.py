@@ -62,9 +62,13 @@ def test_a_card_cites_the_teacher_that_made_its_soft_targets(tmp_path: Path) -> 
     targets = tmp_path / "t"
     assert main(["--model", str(face_model(tmp_path / "m")), "--data", str(data), "--out", str(targets)]) == 0
     soft = {"path": str(targets), "sha256": "abc", "weight": 0.7}
-    args, line, command = soft_targets_lines(soft, data)
-    assert args == f" SOFT={targets} SOFT_WEIGHT=0.7" and command.startswith("python -m train.teacher --model ")
-    assert "0.7 x cross-entropy" in line and "0.3 x the hard labels'" in line and f"`{command}`" in line
+    args, line, command = soft_targets_lines(soft, data, " DATA=data/mine")
+    assert args == " SOFT=runs/t SOFT_WEIGHT=0.7"  # the repository's folders, not this machine's paths
+    assert (
+        command
+        == f".venv/bin/python -m train.teacher --model {tmp_path / 'm'} --data data/mine --out runs/t --temperature 1"
+    )
+    assert "0.7 x cross-entropy" in line and "0.3 x the hard labels'" in line and "agrees with" in line
     (data / "votes_lmdb").mkdir()  # targets inside the dataset folder, not a teacher's: named, no command
     args, line, command = soft_targets_lines({**soft, "path": str(data / "votes_lmdb"), "weight": 1}, data)
     assert args == " SOFT=votes_lmdb SOFT_WEIGHT=1" and command == "" and "teacher" not in line

@@ -162,24 +162,35 @@ def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str
     return f"make preprocess FOLDER={source['folder']}" + (f' ARGS="{" ".join(extra)}"' if extra else ""), data
 
 
-def soft_targets_lines(soft: dict, data: Path) -> tuple[str, str, str]:
+def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str, str, str]:
     """For a run on soft targets: its make arguments (SOFT=, SOFT_WEIGHT=), the card's line on
-    the loss, and the command that made the targets when python -m train.teacher did (its
-    teacher.json, beside the LMDB's files), else ''."""
+    the loss, and, when python -m train.teacher made the targets (its teacher.json, beside the
+    LMDB's files), the command that makes them again, else ''. Like the card's other lines, the
+    commands use the repository's own folders (data_arg: the card's DATA=, runs/<name>), not
+    the paths of the machine that trained."""
     path = Path(soft["path"])
-    name = path.name if path.parent == data else soft["path"]  # FER+'s train_targets_lmdb, or a path of its own
+    made_by = path / TEACHER_FILE
+    teacher = json.loads(made_by.read_text()) if made_by.exists() else None
+    if path.parent == data:  # FER+'s train_targets_lmdb: a name inside the dataset folder
+        name = path.name
+    else:
+        name = f"runs/{path.name}" if teacher else soft["path"]
     line = (
         f"- Loss: {soft['weight']:g} x cross-entropy with the soft targets `{name}` (sha256 `{soft['sha256']}`, one "
         f"probability vector per training image) + {1 - soft['weight']:g} x the hard labels' (softmax loss)."
     )
-    made_by = path / TEACHER_FILE
-    teacher = json.loads(made_by.read_text()) if made_by.exists() else None
+    command = ""
     if teacher:
-        line += (
-            f" The targets are a teacher's probabilities on the training faces: `{teacher['command']}` (the teacher "
-            f"agrees with {teacher['agreement']:.4f} of the training labels)."
+        on_data = f" --data {data_arg.removeprefix(' DATA=')}" if data_arg else ""
+        command = (
+            f".venv/bin/python -m train.teacher --model {teacher['model']}{on_data} --out {name} "
+            f"--temperature {teacher['temperature']:g}"
         )
-    return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, teacher["command"] if teacher else ""
+        line += (
+            f" The targets are a teacher's probabilities on the training faces (`{teacher['model']}`, temperature "
+            f"{teacher['temperature']:g}; it agrees with {teacher['agreement']:.4f} of the training labels)."
+        )
+    return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, command
 
 
 def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
@@ -201,12 +212,12 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     weights += f" SEED={info['seed']}" if seeded else ""
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
     weights += f" LR={info['base_lr']:g}" if info.get("base_lr") else ""
+    preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     soft = info.get("soft")
     soft_args, loss_line, teacher_command = (
-        soft_targets_lines(soft, Path(info["data"]["dir"])) if soft else ("", "", "")
+        soft_targets_lines(soft, Path(info["data"]["dir"]), data) if soft else ("", "", "")
     )
     weights += soft_args
-    preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     weights = data + weights
     dataset = (
         ("FER2013 with the FER+ labels" if manifest["input"].get("ferplus") else "FER2013")
