@@ -267,6 +267,12 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
                 "trained) instead of random weights"
                 + (f", except `{', '.join(fresh)}`" if fresh else "")
                 + "; the schedule above ran in full from there."
+                + (
+                    " Those weights are the model this one replaced under the same name: its caffemodel and card "
+                    "stay in git history (`git log -- models/" + name + "`; the sha256 above names the version)."
+                    if Path(start["path"]).parent.name == name
+                    else ""
+                )
             ]
             if start
             else []
