@@ -626,7 +626,7 @@ def test_the_classifier_is_named_so_caffe_copies_it_only_when_it_fits(
     assert classifier_name("fc6", classes, stored) == name
 
 
-def test_layers_missing_from_the_start_weights_are_reported_fresh(tmp_path: Path) -> None:
+def test_layers_missing_from_the_start_weights_are_reported_fresh(tmp_path: Path, pycaffe: object) -> None:
     from train.run import fresh_layers
 
     net = tmp_path / "tv.prototxt"
