@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+SOFT_WEIGHT = 0.5  # make train SOFT= without SOFT_WEIGHT=: half soft targets, half hard labels
+
 
 def run_name(
     net: str,
@@ -13,7 +15,7 @@ def run_name(
     seed: int | None = None,
     augment: str | None = None,
     soft: Path | None = None,
-    soft_weight: float = 0.5,
+    soft_weight: float = SOFT_WEIGHT,
     base_lr: float | None = None,
 ) -> str:
     """<net>-e<epochs>, plus -aug-<augmentation name> when training images are augmented,
@@ -39,7 +41,7 @@ if (
     weights = [a for a in given if not a.startswith(options)]
     seed = int(named["SEED"]) if "SEED" in named else None
     soft = Path(named["SOFT"]) if "SOFT" in named else None
-    soft_weight = float(named.get("SOFT_WEIGHT", 0.5))
+    soft_weight = float(named.get("SOFT_WEIGHT", SOFT_WEIGHT))
     base_lr = float(named["LR"]) if "LR" in named else None
     weights_file = Path(weights[0]) if weights else None
     print(

@@ -185,6 +185,7 @@ def test_fine_tuning_the_shipped_model_on_a_folder_ships_a_model(
     assert json.loads((model / "labels.json").read_text()) == list(CLASSES)
     faces = Recognizer(model).predict(cv2.resize(lfw_face(3, 64), (160, 160)))
     assert len(faces) == 1 and faces[0]["label"] in CLASSES and set(faces[0]["probabilities"]) == set(CLASSES)
+    assert np.isclose(sum(faces[0]["probabilities"].values()), 1, atol=1e-3)
     # fine-tuning the fine-tuned model again copies its renamed classifier instead of restarting it
     again = train(
         "fer_vgg",
@@ -198,4 +199,3 @@ def test_fine_tuning_the_shipped_model_on_a_folder_ships_a_model(
     assert (
         again["fresh_layers"] == [] and "Ignoring source layer" not in (tmp_path / "runs/again/caffe.log").read_text()
     )
-    assert np.isclose(sum(faces[0]["probabilities"].values()), 1, atol=1e-3)

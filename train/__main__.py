@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ferlib import cli
-from ferlib.runs import run_name
+from ferlib.runs import SOFT_WEIGHT, run_name
 from train.run import TrainError, train
 
 EPILOG = """\
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--soft-weight",
         type=cli.number(0, 1),
-        default=0.5,
+        default=SOFT_WEIGHT,
         help="with --soft: the loss is W x cross-entropy with the soft targets + (1 - W) x the hard labels' "
         "(default: %(default)s)",
     )

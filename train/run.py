@@ -22,6 +22,7 @@ from ferlib import atomic
 from ferlib.dataset import DatasetError, file_sha256, template, training_manifest
 from ferlib.lmdb_io import lmdb_size, read_keys, read_vectors
 from ferlib.model_folder import ModelError, read_alignment
+from ferlib.runs import SOFT_WEIGHT
 from train.caffe_log import CaffeLog, parse, snapshot_iteration
 from train.schedule import Schedule, exact_test_batch
 
@@ -288,7 +289,7 @@ def train(
     augment: str | None = None,
     base_lr: float | None = None,
     soft: Path | None = None,
-    soft_weight: float = 0.5,
+    soft_weight: float = SOFT_WEIGHT,
 ) -> dict:
     """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
     with the solver's random seed unless seed is given, with the training images augmented as
