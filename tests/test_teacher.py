@@ -11,6 +11,7 @@ import pytest
 
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
+from ferlib.dataset import file_sha256
 from ferlib.lmdb_io import read_vectors, write_lmdb
 from ferlib.model_folder import ModelFiles
 from hostile import call, one_error_line
@@ -45,6 +46,10 @@ def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: 
         made["command"]
         == f"python -m train.teacher --model {ensemble} --data {data} --out {tmp_path / 't1'} --temperature 1"
     )
+    assert made["weights"] == [
+        {"file": "random.caffemodel", "sha256": file_sha256(m / "random.caffemodel")} for m in members
+    ]  # which weights taught, after the teacher's folder is replaced
+
     assert made["agreement"] == pytest.approx(np.mean(expected.argmax(axis=1) == np.arange(20) % 7))
     assert (
         main(["--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t3"), "--temperature", "3"]) == 0
@@ -68,6 +73,7 @@ def test_a_card_cites_the_teacher_that_made_its_soft_targets(tmp_path: Path) -> 
         command
         == f".venv/bin/python -m train.teacher --model {tmp_path / 'm'} --data data/mine --out runs/t --temperature 1"
     )
+    assert f"`random.caffemodel` sha256 `{file_sha256(tmp_path / 'm/random.caffemodel')}`" in line
     assert "0.7 x cross-entropy" in line and "0.3 x the hard labels'" in line and "agrees with" in line
     (data / "votes_lmdb").mkdir()  # targets inside the dataset folder, not a teacher's: named, no command
     args, line, command = soft_targets_lines({**soft, "path": str(data / "votes_lmdb"), "weight": 1}, data)

@@ -187,8 +187,10 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
             f"--temperature {teacher['temperature']:g}"
         )
         line += (
-            f" The targets are a teacher's probabilities on the training faces (`{teacher['model']}`, temperature "
-            f"{teacher['temperature']:g}; it agrees with {teacher['agreement']:.4f} of the training labels)."
+            f" The targets are a teacher's probabilities on the training faces (`{teacher['model']}`"
+            + "".join(f", `{weights['file']}` sha256 `{weights['sha256']}`" for weights in teacher.get("weights", []))
+            + f"; temperature {teacher['temperature']:g}; it agrees with {teacher['agreement']:.4f} of the training"
+            " labels)."
         )
     return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, command
 

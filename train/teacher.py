@@ -6,8 +6,10 @@ each member must have been trained on faces aligned the same way (its alignment.
 the dataset's template). Each member sees them with the model's test-time augmentation, the
 members' probabilities are averaged, and --temperature T > 1 softens them (p^(1/T),
 renormalised) to pass on more of what the teacher knows about the other classes.
-Beside the LMDB's files, teacher.json says which teacher made them, so that a model card
-trained on them can say so (make ship).
+Beside the LMDB's files, teacher.json says which teacher made them, down to the sha256 of
+each member's weights (a model folder is replaced when a better model ships, and its old
+caffemodel stays in git history under that sha), so that a model card trained on them can
+say so (make ship).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier
-from ferlib.dataset import DatasetError, classes, dataset_template
+from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import ModelError, ModelFiles, model_members
 
@@ -52,6 +54,13 @@ def teacher_targets(model: Path, data: Path, temperature: float = 1.0) -> tuple[
     return keys, probabilities.astype(np.float32), float(np.mean(probabilities.argmax(axis=1) == truth))
 
 
+def teacher_weights(model: Path) -> list[dict[str, str]]:
+    """Each member's caffemodel, its file name and sha256: which weights the teacher was, after
+    its folder has been replaced."""
+    weights = [ModelFiles.from_dir(folder).weights for folder in model_members(model)[0]]
+    return [{"file": path.name, "sha256": file_sha256(path)} for path in weights]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(
         prog="python -m train.teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         keys, targets, accuracy = teacher_targets(args.model, args.data, args.temperature)
+        weights = teacher_weights(args.model)
     except (ModelError, DatasetError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -72,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": f"python -m train.teacher --model {args.model} --data {args.data} --out {args.out} "
         f"--temperature {args.temperature:g}",
         "model": str(args.model),
+        "weights": weights,
         "temperature": args.temperature,
         "agreement": accuracy,
     }
