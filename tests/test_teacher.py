@@ -46,9 +46,32 @@ def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: 
         made["command"]
         == f"python -m train.teacher --model {ensemble} --data {data} --out {tmp_path / 't1'} --temperature 1"
     )
-    assert made["weights"] == [
-        {"file": "random.caffemodel", "sha256": file_sha256(m / "random.caffemodel")} for m in members
-    ]  # which weights taught, after the teacher's folder is replaced
+    assert (
+        made["members"]
+        == [
+            {"folder": str(m), "weights": "random.caffemodel", "sha256": file_sha256(m / "random.caffemodel")}
+            for m in members
+        ]
+        and made["tta"] == "mirror"
+    )  # which weights taught, after the ensemble's folder has moved on
+    assert (
+        main(
+            [
+                "--model",
+                str(members[0]),
+                "--model",
+                str(members[1]),
+                "--tta",
+                "mirror",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "t2"),
+            ]
+        )
+        == 0
+    )  # the members given directly: the same targets
+    assert np.array_equal(read_vectors(tmp_path / "t2")[1], targets)
 
     assert made["agreement"] == pytest.approx(np.mean(expected.argmax(axis=1) == np.arange(20) % 7))
     assert (
@@ -73,7 +96,7 @@ def test_a_card_cites_the_teacher_that_made_its_soft_targets(tmp_path: Path) -> 
         command
         == f".venv/bin/python -m train.teacher --model {tmp_path / 'm'} --data data/mine --out runs/t --temperature 1"
     )
-    assert f"`random.caffemodel` sha256 `{file_sha256(tmp_path / 'm/random.caffemodel')}`" in line
+    assert f"`{tmp_path / 'm'}` (`random.caffemodel` sha256 `{file_sha256(tmp_path / 'm/random.caffemodel')}`)" in line
     assert "0.7 x cross-entropy" in line and "0.3 x the hard labels'" in line and "agrees with" in line
     (data / "votes_lmdb").mkdir()  # targets inside the dataset folder, not a teacher's: named, no command
     args, line, command = soft_targets_lines({**soft, "path": str(data / "votes_lmdb"), "weight": 1}, data)
@@ -85,4 +108,15 @@ def test_a_teacher_aligned_otherwise_is_refused(tmp_path: Path, capsys: pytest.C
     model = face_model(tmp_path / "m")
     assert call(main, ["--model", str(model), "--data", str(data), "--out", str(tmp_path / "t")]) == 2
     assert "aligned with template 'fer2013', the dataset with 'arcface'" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "t").exists()
+
+
+def test_an_ensemble_among_several_teachers_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = dataset(tmp_path / "data")
+    model, ensemble = face_model(tmp_path / "m"), tmp_path / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["../m"], "tta": "none", "format": 1}))
+    argv = ["--model", str(model), "--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t")]
+    assert call(main, argv) == 2
+    assert f"{ensemble}: an ensemble; give its members, or it alone" in one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "t").exists()

@@ -182,15 +182,17 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
     command = ""
     if teacher:
         on_data = f" --data {data_arg.removeprefix(' DATA=')}" if data_arg else ""
+        models = "".join(f" --model {member['folder']}" for member in teacher["members"])
+        tta = f" --tta {teacher['tta']}" if teacher["tta"] != "none" else ""
         command = (
-            f".venv/bin/python -m train.teacher --model {teacher['model']}{on_data} --out {name} "
+            f".venv/bin/python -m train.teacher{models}{tta}{on_data} --out {name} "
             f"--temperature {teacher['temperature']:g}"
         )
+        members = ", ".join(f"`{m['folder']}` (`{m['weights']}` sha256 `{m['sha256']}`)" for m in teacher["members"])
         line += (
-            f" The targets are a teacher's probabilities on the training faces (`{teacher['model']}`"
-            + "".join(f", `{weights['file']}` sha256 `{weights['sha256']}`" for weights in teacher.get("weights", []))
-            + f"; temperature {teacher['temperature']:g}; it agrees with {teacher['agreement']:.4f} of the training"
-            " labels)."
+            f" The targets are a teacher's probabilities on the training faces: the average of {members}, "
+            f"TTA {teacher['tta']}, temperature {teacher['temperature']:g}; it agrees with "
+            f"{teacher['agreement']:.4f} of the training labels."
         )
     return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, command
 

@@ -6,16 +6,18 @@ each member must have been trained on faces aligned the same way (its alignment.
 the dataset's template). Each member sees them with the model's test-time augmentation, the
 members' probabilities are averaged, and --temperature T > 1 softens them (p^(1/T),
 renormalised) to pass on more of what the teacher knows about the other classes.
-Beside the LMDB's files, teacher.json says which teacher made them, down to the sha256 of
-each member's weights (a model folder is replaced when a better model ships, and its old
-caffemodel stays in git history under that sha), so that a model card trained on them can
-say so (make ship).
+Beside the LMDB's files, teacher.json says which teacher made them: its member models, each
+with the sha256 of its weights, and the augmentation, so that a model card trained on them
+can cite them and make them again (make ship) after the ensemble folder has moved on to
+better members (a replaced caffemodel stays in git history under its sha256). The members
+can be given directly: --model a --model b --tta mirror averages two models.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from ferlib import atomic, cli
 from ferlib.classifier import Classifier
 from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256
 from ferlib.lmdb_io import read_lmdb, write_vectors
-from ferlib.model_folder import ModelError, ModelFiles, model_members
+from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles, model_members
 
 TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
 
@@ -36,9 +38,22 @@ def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
-def teacher_targets(model: Path, data: Path, temperature: float = 1.0) -> tuple[list[str], np.ndarray, float]:
+def teacher_members(models: list[Path], tta: str | None) -> tuple[list[Path], str]:
+    """The model folders to average and their test-time augmentation: one model or ensemble
+    folder with its own (or tta), or several model folders with tta (default none)."""
+    if len(models) == 1:
+        folders, own = model_members(models[0])
+        return folders, tta or own
+    for model in models:
+        if (model / "ensemble.json").is_file():
+            raise ModelError(f"{model}: an ensemble; give its members, or it alone")
+    return list(models), tta or "none"
+
+
+def teacher_targets(
+    folders: list[Path], tta: str, data: Path, temperature: float = 1.0
+) -> tuple[list[str], np.ndarray, float]:
     """The LMDB keys, the (N, classes) soft targets and the teacher's accuracy on the training labels."""
-    folders, tta = model_members(model)
     template, labels = dataset_template(data), classes(data)
     keys, faces, truth = read_lmdb(data / "train_lmdb")
     members = []
@@ -54,18 +69,28 @@ def teacher_targets(model: Path, data: Path, temperature: float = 1.0) -> tuple[
     return keys, probabilities.astype(np.float32), float(np.mean(probabilities.argmax(axis=1) == truth))
 
 
-def teacher_weights(model: Path) -> list[dict[str, str]]:
-    """Each member's caffemodel, its file name and sha256: which weights the teacher was, after
-    its folder has been replaced."""
-    weights = [ModelFiles.from_dir(folder).weights for folder in model_members(model)[0]]
-    return [{"file": path.name, "sha256": file_sha256(path)} for path in weights]
+def member_record(folder: Path) -> dict[str, str]:
+    """A member as teacher.json records it: its folder (relative to here when inside), its
+    caffemodel's name and sha256."""
+    weights = ModelFiles.from_dir(folder).weights
+    shown = os.path.relpath(folder) if folder.resolve().is_relative_to(Path.cwd()) else str(folder)
+    return {"folder": shown, "weights": weights.name, "sha256": file_sha256(weights)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(
         prog="python -m train.teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, required=True, help="the teacher: a model or ensemble folder")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        required=True,
+        help="the teacher: a model or ensemble folder; more than once: models to average",
+    )
+    parser.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation of every member (default: the ensemble's own, or none)"
+    )
     parser.add_argument("--data", type=Path, default=Path("data/fer2013"), help="dataset (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="the LMDB folder to write, e.g. runs/teacher_lmdb")
     parser.add_argument(
@@ -73,16 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        keys, targets, accuracy = teacher_targets(args.model, args.data, args.temperature)
-        weights = teacher_weights(args.model)
+        folders, tta = teacher_members(args.model, args.tta)
+        keys, targets, accuracy = teacher_targets(folders, tta, args.data, args.temperature)
+        members = [member_record(folder) for folder in folders]
     except (ModelError, DatasetError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    models = " ".join(f"--model {model}" for model in args.model)
     made = {
-        "command": f"python -m train.teacher --model {args.model} --data {args.data} --out {args.out} "
-        f"--temperature {args.temperature:g}",
-        "model": str(args.model),
-        "weights": weights,
+        "command": f"python -m train.teacher {models}{f' --tta {args.tta}' if args.tta else ''} --data {args.data} "
+        f"--out {args.out} --temperature {args.temperature:g}",
+        "members": members,
+        "tta": tta,
         "temperature": args.temperature,
         "agreement": accuracy,
     }
