@@ -46,33 +46,14 @@ def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: 
         made["command"]
         == f"python -m train.teacher --model {ensemble} --data {data} --out {tmp_path / 't1'} --temperature 1"
     )
-    assert (
-        made["members"]
-        == [
-            {"folder": str(m), "weights": "random.caffemodel", "sha256": file_sha256(m / "random.caffemodel")}
-            for m in members
-        ]
-        and made["tta"] == "mirror"
-    )  # which weights taught, after the ensemble's folder has moved on
-    assert (
-        main(
-            [
-                "--model",
-                str(members[0]),
-                "--model",
-                str(members[1]),
-                "--tta",
-                "mirror",
-                "--data",
-                str(data),
-                "--out",
-                str(tmp_path / "t2"),
-            ]
-        )
-        == 0
-    )  # the members given directly: the same targets
+    recorded = [
+        {"folder": str(m), "weights": "random.caffemodel", "sha256": file_sha256(m / "random.caffemodel")}
+        for m in members
+    ]
+    assert made["members"] == recorded and made["tta"] == "mirror"  # which weights taught, after the folder moves on
+    given = ["--model", str(members[0]), "--model", str(members[1]), "--tta", "mirror"]
+    assert main([*given, "--data", str(data), "--out", str(tmp_path / "t2")]) == 0  # the members given directly
     assert np.array_equal(read_vectors(tmp_path / "t2")[1], targets)
-
     assert made["agreement"] == pytest.approx(np.mean(expected.argmax(axis=1) == np.arange(20) % 7))
     assert (
         main(["--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t3"), "--temperature", "3"]) == 0
