@@ -28,8 +28,10 @@ student() {  # NAME MODELS NET EPOCHS PARENT: train, evaluate and ship one stude
   make ship "${settings[@]}" NAME="$name" MODELS="$models"
 }
 OMP_NUM_THREADS=1 student fer2013_vgg_distill models fer_vgg 30 fer2013_vgg_warm &
+vgg=$!
 OMP_NUM_THREADS=1 student fer2013_reference_distill "$CANDIDATES" fer_reference 60 fer2013_reference150 &
-wait
+reference=$!
+wait "$vgg" && wait "$reference"  # a student that failed stops the script here
 
 make ensemble MEMBERS="models/fer2013_vgg_warm=$DATA models/fer2013_reference150=$DATA \
   models/fer2013_vgg_distill=$DATA $CANDIDATES/fer2013_reference_distill=$DATA" \
