@@ -31,7 +31,8 @@ OMP_NUM_THREADS=1 student fer2013_vgg_distill models fer_vgg 30 fer2013_vgg_warm
 vgg=$!
 OMP_NUM_THREADS=1 student fer2013_reference_distill "$CANDIDATES" fer_reference 60 fer2013_reference150 &
 reference=$!
-wait "$vgg" && wait "$reference"  # a student that failed stops the script here
+wait "$vgg"  # a student that failed stops the script here (set -e)
+wait "$reference"
 
 make ensemble MEMBERS="models/fer2013_vgg_warm=$DATA models/fer2013_reference150=$DATA \
   models/fer2013_vgg_distill=$DATA $CANDIDATES/fer2013_reference_distill=$DATA" \
