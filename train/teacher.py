@@ -51,30 +51,30 @@ def teacher_members(models: list[Path], tta: str | None) -> tuple[list[Path], st
 
 
 def teacher_targets(
-    folders: list[Path], tta: str, data: Path, temperature: float = 1.0
+    members: list[ModelFiles], tta: str, data: Path, temperature: float = 1.0
 ) -> tuple[list[str], np.ndarray, float]:
     """The LMDB keys, the (N, classes) soft targets and the teacher's accuracy on the training labels."""
     template, labels = dataset_template(data), classes(data)
     keys, faces, truth = read_lmdb(data / "train_lmdb")
-    members = []
-    for folder in folders:
-        files = ModelFiles.from_dir(folder)
+    probabilities = []
+    for files in members:
+        folder = files.deploy.parent
         if files.template != template:
             raise ModelError(f"{folder}: aligned with template {files.template!r}, the dataset with {template!r}")
         classifier = Classifier(files)
         if classifier.labels != labels:
             raise ModelError(f"{folder}: classes {classifier.labels} differ from the dataset's {labels}")
-        members.append(classifier.probabilities(faces[:, 0], tta=tta))
-    probabilities = soften(np.mean(members, axis=0), temperature)
-    return keys, probabilities.astype(np.float32), float(np.mean(probabilities.argmax(axis=1) == truth))
+        probabilities.append(classifier.probabilities(faces[:, 0], tta=tta))
+    averaged = soften(np.mean(probabilities, axis=0), temperature)
+    return keys, averaged.astype(np.float32), float(np.mean(averaged.argmax(axis=1) == truth))
 
 
-def member_record(folder: Path) -> dict[str, str]:
+def member_record(files: ModelFiles) -> dict[str, str]:
     """A member as teacher.json records it: its folder (relative to here when inside), its
     caffemodel's name and sha256."""
-    weights = ModelFiles.from_dir(folder).weights
+    folder = files.deploy.parent
     shown = os.path.relpath(folder) if folder.resolve().is_relative_to(Path.cwd()) else str(folder)
-    return {"folder": shown, "weights": weights.name, "sha256": file_sha256(weights)}
+    return {"folder": shown, "weights": files.weights.name, "sha256": file_sha256(files.weights)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         folders, tta = teacher_members(args.model, args.tta)
-        keys, targets, accuracy = teacher_targets(folders, tta, args.data, args.temperature)
-        members = [member_record(folder) for folder in folders]
+        members = [ModelFiles.from_dir(folder) for folder in folders]
+        keys, targets, accuracy = teacher_targets(members, tta, args.data, args.temperature)
     except (ModelError, DatasetError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     made = {
         "command": f"python -m train.teacher {models}{f' --tta {args.tta}' if args.tta else ''} --data {args.data} "
         f"--out {args.out} --temperature {args.temperature:g}",
-        "members": members,
+        "members": [member_record(files) for files in members],
         "tta": tta,
         "temperature": args.temperature,
         "agreement": accuracy,
