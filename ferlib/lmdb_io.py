@@ -37,7 +37,11 @@ def read_keys(path: Path) -> list[str]:
 
 
 def _write(path: Path, records: Iterable[tuple[str, bytes]], commit_every: int) -> int:
-    env = lmdb.open(str(path), map_size=MAP_SIZE, subdir=True, meminit=False, map_async=True)
+    """Put the records in commits of commit_every. meminit (LMDB's default) zeroes the unused
+    bytes of each page: without it they hold whatever memory was there, so the same records
+    made a different data.mdb each time, and a sha256 that a model card cites for its soft
+    targets could never be matched by making them again."""
+    env = lmdb.open(str(path), map_size=MAP_SIZE, subdir=True, meminit=True, map_async=True)
     count = 0
     txn = env.begin(write=True)
     try:

@@ -134,6 +134,8 @@ def test_gz_input_gives_the_same_output(tmp_path: Path, built: tuple) -> None:
     for split in ("train", "val", "test"):
         a, b = read_lmdb(out / f"{split}_lmdb"), read_lmdb(tmp_path / "out" / f"{split}_lmdb")
         assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+        # byte for byte, so that a sha256 of an LMDB (a model card's soft targets) can be checked
+        assert (out / f"{split}_lmdb/data.mdb").read_bytes() == (tmp_path / f"out/{split}_lmdb/data.mdb").read_bytes()
 
 
 def test_mean_matches_numpy_and_caffes_compute_image_mean(built: tuple, caffe_tool: str, tmp_path: Path) -> None:
