@@ -25,6 +25,7 @@ from ferlib.classes import FER2013
 from ferlib.faces import TEMPLATES
 
 FORMAT_VERSION = 1
+ENSEMBLE_FILE = "ensemble.json"  # in a model folder: it averages the model folders it names
 # Test-time augmentations a model can ask for, and how many views each averages.
 TTA_VIEWS = {"none": 1, "mirror": 2, "ten": 10}
 TTA_MODES = tuple(TTA_VIEWS)
@@ -95,8 +96,8 @@ class ModelFiles:
         alignment.json ({"template": name or null}, how the training faces were aligned)."""
         if not folder.is_dir():
             raise ModelError(f"{folder}: no such model folder")
-        if (folder / "ensemble.json").is_file():
-            raise ModelError(f"{folder}: an ensemble (ensemble.json) of model folders, not one model")
+        if is_ensemble(folder):
+            raise ModelError(f"{folder}: an ensemble ({ENSEMBLE_FILE}) of model folders, not one model")
         weights = sorted(folder.glob("*.caffemodel"))
         if len(weights) > 1:
             raise ModelError(
@@ -119,13 +120,18 @@ class ModelFiles:
         return cls(folder / "deploy.prototxt", weights[0], folder / "mean.npy", labels, template, alignment.is_file())
 
 
+def is_ensemble(folder: Path) -> bool:
+    """Whether a model folder is an ensemble of others (it holds ensemble.json) rather than one model."""
+    return (folder / ENSEMBLE_FILE).is_file()
+
+
 def model_members(folder: Path) -> tuple[list[Path], str]:
     """The model folders behind a model, and the test-time augmentation it asks for: itself and
     "none", or the members and "tta" an ensemble.json lists ({"members": [folder, ...], "tta":
     mode}; member paths relative to the ensemble's folder)."""
-    manifest = folder / "ensemble.json"
-    if not manifest.is_file():
+    if not is_ensemble(folder):
         return [folder], "none"
+    manifest = folder / ENSEMBLE_FILE
     try:
         spec = json.loads(manifest.read_text())
         members, tta = spec["members"], spec.get("tta", "none")
@@ -189,7 +195,7 @@ def write_model(
 def write_ensemble(folder: Path, members: list[str], tta: str) -> None:
     """ensemble.json into folder: members relative to the ensemble's final place, and its TTA."""
     spec = {"members": members, "tta": tta, "format": FORMAT_VERSION}
-    (folder / "ensemble.json").write_text(json.dumps(spec, indent=1) + "\n")
+    (folder / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=1) + "\n")
 
 
 def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:

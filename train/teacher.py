@@ -27,7 +27,7 @@ from ferlib import atomic, cli
 from ferlib.classifier import Classifier
 from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256
 from ferlib.lmdb_io import read_lmdb, write_vectors
-from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles, model_members
+from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles, is_ensemble, model_members
 
 TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
 
@@ -45,7 +45,7 @@ def teacher_members(models: list[Path], tta: str | None) -> tuple[list[Path], st
         folders, own = model_members(models[0])
         return folders, tta or own
     for model in models:
-        if (model / "ensemble.json").is_file():
+        if is_ensemble(model):
             raise ModelError(f"{model}: an ensemble; give its members, or it alone")
     return list(models), tta or "none"
 
