@@ -10,6 +10,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_distill.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
 RUNS=${RUNS:-runs}
 DATA=${DATA:-data/fer2013}
@@ -21,11 +22,8 @@ CANDIDATES=${CANDIDATES:-candidates}
   --model models/fer2013_reference150 --tta mirror --data "$DATA" --out "$TEACHER" --temperature 1
 
 student() {  # NAME MODELS NET EPOCHS PARENT: train, evaluate and ship one student
-  local name=$1 models=$2 settings=(NET="$3" EPOCHS="$4" WEIGHTS="models/$5/$5.caffemodel"
-    SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS")
-  make train "${settings[@]}"
-  make evaluate "${settings[@]}"
-  make ship "${settings[@]}" NAME="$name" MODELS="$models"
+  train_and_ship "$1" "$2" NET="$3" EPOCHS="$4" WEIGHTS="models/$5/$5.caffemodel" \
+    SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
 }
 OMP_NUM_THREADS=1 student fer2013_vgg_distill models fer_vgg 30 fer2013_vgg_warm &
 vgg=$!

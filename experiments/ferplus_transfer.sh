@@ -10,6 +10,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/ferplus_transfer.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
 RUNS=${RUNS:-runs}
 DATA=${DATA:-data/ferplus}
@@ -18,10 +19,8 @@ NAME=${NAME:-ferplus_vgg}
 
 [ -f "$DATA/manifest.json" ] || make preprocess FER2013="$FER2013" LABELS=ferplus DATA="$DATA"
 stage() {  # EPOCHS WEIGHTS: train, evaluate and ship one stage as $MODELS/$NAME
-  local settings=(NET=fer_vgg EPOCHS="$1" WEIGHTS="$2" DATA="$DATA" RUNS="$RUNS" SOFT=train_targets_lmdb SOFT_WEIGHT=1)
-  make train "${settings[@]}"
-  make evaluate "${settings[@]}"
-  make ship "${settings[@]}" NAME="$NAME" MODELS="$MODELS"
+  train_and_ship "$NAME" "$MODELS" NET=fer_vgg EPOCHS="$1" WEIGHTS="$2" DATA="$DATA" RUNS="$RUNS" \
+    SOFT=train_targets_lmdb SOFT_WEIGHT=1
 }
 stage 30 models/fer2013_vgg_distill/fer2013_vgg_distill.caffemodel
 stage 16 "$MODELS/$NAME/$NAME.caffemodel"

@@ -21,7 +21,8 @@ write images/<split>/<label>/<row>.png, detect and align every face with MTCNN (
 found keeps the plain image, and is counted), write aligned/..., one LMDB per split
 (train_lmdb shuffled with --seed, val_lmdb = PublicTest and test_lmdb = PrivateTest in csv
 order), mean.binaryproto + mean.npy of the training faces, index.csv (every LMDB key, its csv
-row, label, whether a face was found) and manifest.json (checksums, counts, timings).
+row, label, whether a face was found, its view: aligned, or raw with --raw-view or --no-align)
+and manifest.json (checksums, counts, timings).
 
 --folder DIR instead of the csv: DIR/<class>/<images> (this tool splits: stratified by
 class, seeded with --seed, --split fractions, grouped by --subject) or DIR/train/<class>/...,
@@ -83,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="align",
         action="store_false",
         help="skip detection and alignment: LMDBs of the plain images (for ablations)",
+    )
+    parser.add_argument(
+        "--raw-view",
+        action="store_true",
+        help="Training also holds every face's plain crop, resized, as a second record with its label: nets "
+        "learn unaligned faces too (what predict --no-detect --raw sees); twice the training records",
     )
     parser.add_argument(
         "--template",
@@ -147,6 +154,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         seed=args.seed,
         images=args.images,
         min_face_size=args.min_face,
+        raw_view=args.raw_view,
     )
 
 
@@ -186,6 +194,9 @@ def main_folder(args: argparse.Namespace) -> int:
     """--folder: a dataset of the user's own labelled faces."""
     if args.ferplus is not None:
         print("error: --ferplus: FER+ labels belong to the FER2013 csv, not to --folder", file=sys.stderr)
+        return 2
+    if args.raw_view:
+        print("error: --raw-view: the plain view belongs to the FER2013 csv's crops, not to --folder", file=sys.stderr)
         return 2
     settings = settings_of(args)
     options = FolderOptions(mapping=args.map, fractions=args.split, subject=args.subject)

@@ -49,6 +49,12 @@ class Settings:
     seed: int = 1
     images: bool = True
     min_face_size: float = 20.0
+    raw_view: bool = False  # Training also holds each plain crop: nets that need no alignment
+
+    def fingerprint(self) -> dict:
+        """The settings that identify a dataset; raw_view only when on, so that datasets made
+        before it existed stay up to date."""
+        return {k: v for k, v in self.__dict__.items() if k != "raw_view" or v}
 
 
 @dataclass
@@ -167,6 +173,25 @@ def write_pngs(root: Path, split: str, rows: list[int], labels: list[int], image
         (root / split / str(label) / f"{row}.png").write_bytes(png.tobytes())
 
 
+def with_raw_view(
+    split: Split, faces: np.ndarray, found: np.ndarray, size: int
+) -> tuple[Split, np.ndarray, np.ndarray]:
+    """The split with a second record of every row: its plain crop resized, as
+    `predict --no-detect --raw` sees a face, with the same label (and soft target).
+
+    A net trained on both views learns faces that alignment never straightened; each row's
+    raw record is marked not found, so index.csv tells the views apart."""
+    plain = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in split.images])
+    doubled = Split(
+        split.name,
+        rows=split.rows * 2,
+        labels=split.labels * 2,
+        images=split.images * 2,
+        targets=split.targets * 2 if split.targets is not None else None,
+    )
+    return doubled, np.concatenate([faces, plain]), np.concatenate([found, np.zeros(len(plain), dtype=bool)])
+
+
 def lmdb_order(split: Split, seed: int) -> np.ndarray:
     """Positions in which records are written: shuffled for train (fixed seed), csv order else."""
     order = np.arange(len(split.rows))
@@ -249,7 +274,7 @@ def build(
     fingerprint = {
         "format": FORMAT_VERSION,
         "input_file_sha256": file_sha256(csv),
-        **settings.__dict__,
+        **settings.fingerprint(),
         "ferplus_sha256": file_sha256(ferplus_csv) if ferplus_csv else None,
         **({"targets": "ferplus vote distributions"} if ferplus_csv else {}),
     }
@@ -318,7 +343,7 @@ def write_dataset(
             + "; nothing was changed"
         )
     duplicates = train_duplicates(splits)
-    counts, found_counts, index_lines = {}, {}, ["split,key,row,label,face_found,copy_of_train"]
+    counts, found_counts, index_lines = {}, {}, ["split,key,row,label,face_found,copy_of_train,view"]
     for name, split in splits.items():
         if not split.rows:
             continue
@@ -336,6 +361,10 @@ def write_dataset(
         timings[f"align_{name}_s"] = round(time.time() - start, 1)
         if settings.images:
             write_pngs(tmp / "aligned", name, split.rows, split.labels, faces)
+        views = ["aligned" if settings.align else "raw"] * len(split.rows)
+        if name == "train" and settings.raw_view and settings.align and split.found is None:
+            split, faces, found = with_raw_view(split, faces, found, settings.size)
+            views += ["raw"] * len(views)
         order = lmdb_order(split, settings.seed)
         start = time.time()
         write_lmdb(
@@ -347,7 +376,8 @@ def write_dataset(
         timings[f"lmdb_{name}_s"] = round(time.time() - start, 1)
         copies = duplicates.get(name, np.zeros(len(order), dtype=bool))
         for key, i in keyed(split, order):
-            index_lines.append(f"{name},{key},{split.rows[i]},{split.labels[i]},{int(found[i])},{int(copies[i])}")
+            row = f"{name},{key},{split.rows[i]},{split.labels[i]},{int(found[i])},{int(copies[i])}"
+            index_lines.append(f"{row},{views[i]}")
         if name == "train":
             mean = training_mean(faces)
             (tmp / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(mean))

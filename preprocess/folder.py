@@ -237,7 +237,7 @@ def build_folder(
         "mapping_sha256": file_sha256(options.mapping) if options.mapping else None,
         "split": "user" if user_split else list(options.fractions),
         "subject": options.subject,
-        **settings.__dict__,
+        **settings.fingerprint(),
     }
     atomic.sweep(out.parent)
     check_out(out, [root, *([options.mapping] if options.mapping else [])])

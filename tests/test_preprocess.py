@@ -311,3 +311,38 @@ def test_ferplus_labels_replace_fer2013s(tmp_path: Path) -> None:
     bad = tmp_path / "short.csv"
     bad.write_text("\n".join(plus.read_text().splitlines()[:10]) + "\n")
     assert main([str(csv), "--out", str(tmp_path / "x"), "--ferplus", str(bad), "--workers", "1", "--no-align"]) == 2
+
+
+def test_raw_view_adds_each_training_faces_plain_crop(tmp_path: Path, built: tuple) -> None:
+    """--raw-view: Training holds every face twice, aligned and as its csv crop, with one
+    label; index.csv names the view; val and test stay as they are without it."""
+    csv, out, manifest, _ = built
+    both = build(csv, tmp_path / "out", Settings(raw_view=True), workers=1)
+    assert both["counts"]["train"]["total"] == 2 * manifest["counts"]["train"]["total"]
+    assert both["fingerprint"]["raw_view"] is True and "raw_view" not in manifest["fingerprint"]
+    aligned_keys, aligned_faces, _ = read_lmdb(out / "train_lmdb")
+    aligned = {key.split("_")[1]: face for key, face in zip(aligned_keys, aligned_faces)}
+    index = [line.split(",") for line in (tmp_path / "out" / "index.csv").read_text().splitlines()]
+    assert index[0][-1] == "view"
+    view = {row[1]: row for row in index[1:] if row[0] == "train"}
+    keys, images, labels = read_lmdb(tmp_path / "out" / "train_lmdb")
+    seen: dict[str, list[str]] = {}
+    for key, image, label in zip(keys, images, labels):
+        row = key.split("_")[1]
+        seen.setdefault(row, []).append(view[key][-1])
+        if view[key][-1] == "aligned":
+            assert np.array_equal(image, aligned[row])
+        else:
+            assert view[key][4] == "0", "a raw view is never counted as a found face"
+            assert any(lab == label and np.array_equal(im, image[0]) for lab, im, _ in good_rows())
+    assert len(seen) == 21 and all(sorted(views) == ["aligned", "raw"] for views in seen.values())
+    for split in ("val", "test"):
+        a, b = read_lmdb(out / f"{split}_lmdb"), read_lmdb(tmp_path / "out" / f"{split}_lmdb")
+        assert a[0] == b[0] and np.array_equal(a[1], b[1])
+    assert not np.array_equal(np.load(out / "mean.npy"), np.load(tmp_path / "out" / "mean.npy"))  # both views'
+
+
+def test_raw_view_belongs_to_the_csv(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "faces" / "Happy").mkdir(parents=True)
+    assert main(["--folder", str(tmp_path / "faces"), "--out", str(tmp_path / "out"), "--raw-view"]) == 2
+    assert "--raw-view" in capsys.readouterr().err and not (tmp_path / "out").exists()

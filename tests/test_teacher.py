@@ -101,3 +101,27 @@ def test_an_ensemble_among_several_teachers_is_refused(tmp_path: Path, capsys: p
     assert call(main, argv) == 2
     assert f"{ensemble}: an ensemble; give its members, or it alone" in one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "t").exists()
+
+
+def test_both_views_of_a_face_share_one_target(tmp_path: Path) -> None:
+    """A --raw-view dataset holds each face twice (keys end with its csv row): the teacher's
+    target for both records is the mean of its probabilities on the two views."""
+    data = tmp_path / "data"
+    data.mkdir()
+    faces = [lfw_face(i, 48) for i in range(10)]
+    views = [(f"{2 * i:08d}_{i:05d}", faces[i]) for i in range(10)] + [
+        (f"{2 * i + 1:08d}_{i:05d}", np.ascontiguousarray(faces[i][::-1])) for i in range(10)
+    ]
+    write_lmdb(data / "train_lmdb", ((key, face, 3) for key, face in views))
+    manifest = {"settings": {"align": True, "template": "fer2013"}, "classes": list(FER2013)}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    model = face_model(tmp_path / "m", seed=1)
+    assert main(["--model", str(model), "--data", str(data), "--out", str(tmp_path / "t")]) == 0
+    keys, targets = read_vectors(tmp_path / "t")
+    probabilities = Classifier(ModelFiles.from_dir(model)).probabilities(np.stack([f for _, f in views]))
+    by_key = dict(zip(keys, targets))
+    for i in range(10):
+        one, other = by_key[f"{2 * i:08d}_{i:05d}"], by_key[f"{2 * i + 1:08d}_{i:05d}"]
+        assert np.array_equal(one, other)
+        assert np.allclose(one, (probabilities[i] + probabilities[10 + i]) / 2, atol=1e-5)
+    assert not np.allclose(probabilities[:10], probabilities[10:], atol=1e-3)  # the views did differ

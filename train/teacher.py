@@ -1,11 +1,13 @@
 """python -m train.teacher: a model's (or an ensemble's) probabilities on every training face,
 as soft targets for distillation (make train SOFT=<its LMDB>).
 
-The faces are the dataset's own aligned training faces in the training LMDB's order, so
-each member must have been trained on faces aligned the same way (its alignment.json names
-the dataset's template). Each member sees them with the model's test-time augmentation, the
-members' probabilities are averaged, and --temperature T > 1 softens them (p^(1/T),
-renormalised) to pass on more of what the teacher knows about the other classes.
+The faces are the dataset's own training faces in the training LMDB's order, so each member
+must have been trained on faces aligned the same way (its alignment.json names the dataset's
+template). Each member sees them with the model's test-time augmentation, the members'
+probabilities are averaged, then over the records of each face (a dataset made with
+--raw-view holds every face aligned and as its plain crop: both get one target, so the
+unaligned view learns what the teacher sees in both), and --temperature T > 1 softens them
+(p^(1/T), renormalised) to pass on more of what the teacher knows about the other classes.
 Beside the LMDB's files, teacher.json says which teacher made them: its member models, each
 with the sha256 of its weights, and the augmentation, so that a model card trained on them
 can cite them and make them again (make ship) after the ensemble folder has moved on to
@@ -38,6 +40,16 @@ def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
+def per_face(keys: list[str], probabilities: np.ndarray) -> np.ndarray:
+    """Each record's probabilities replaced by the mean over the records of its face (LMDB keys
+    end with the face's csv row: '<position>_<row>'); where every face has one record, the
+    probabilities as they were, to the bit."""
+    _, face = np.unique([key.rsplit("_", 1)[-1] for key in keys], return_inverse=True)
+    sums = np.zeros((face.max() + 1, probabilities.shape[1]), dtype=probabilities.dtype)
+    np.add.at(sums, face, probabilities)
+    return (sums / np.bincount(face)[:, None])[face]
+
+
 def teacher_members(models: list[Path], tta: str | None) -> tuple[list[Path], str]:
     """The model folders to average and their test-time augmentation: one model or ensemble
     folder with its own (or tta), or several model folders with tta (default none)."""
@@ -65,7 +77,7 @@ def teacher_targets(
         if classifier.labels != labels:
             raise ModelError(f"{folder}: classes {classifier.labels} differ from the dataset's {labels}")
         probabilities.append(classifier.probabilities(faces[:, 0], tta=tta))
-    averaged = soften(np.mean(probabilities, axis=0), temperature)
+    averaged = soften(per_face(keys, np.mean(probabilities, axis=0)), temperature)
     return keys, averaged.astype(np.float32), float(np.mean(averaged.argmax(axis=1) == truth))
 
 

@@ -1,0 +1,9 @@
+# Sourced by the experiment scripts (not run): the steps every candidate model goes through.
+
+train_and_ship() {  # NAME MODELS SETTING...: make train, make evaluate and make ship NAME into MODELS
+  local name=$1 models=$2
+  shift 2
+  make train "$@"
+  make evaluate "$@"
+  make ship "$@" NAME="$name" MODELS="$models"
+}
