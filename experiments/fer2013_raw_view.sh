@@ -4,10 +4,11 @@
 # alignment: the recipe of models/fer2013_vgg_distill (fer2013_vgg_warm distilled from the
 # shipped ensemble; 10 epochs of both views, two thirds of its 30 epochs' images) and the
 # reference net's student (20 epochs of both views). A face's target is the teacher's mean
-# over its two views. The students go to $CANDIDATES; then the aligned and raw-crop accuracy
-# of each (experiments/no_detect_accuracy.py) and `make ensemble` over them and the shipped
-# members. About 1 h 30 min on 2 cores with AVX2, the two students side by side with one
-# thread each; every make train resumes where it stopped.
+# over its two views. The students go to $CANDIDATES; then `make ensemble` over them and the
+# shipped FER2013 models, and the raw-crop accuracy of each model, of the shipped ensemble
+# and of the two students together (experiments/no_detect_accuracy.py --raw-only). About
+# 1 h 30 min on 2 cores with AVX2, the two students side by side with one thread each;
+# every make train resumes where it stopped.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 source experiments/lib.sh
 FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
 RUNS=${RUNS:-runs}
-DATA=${DATA:-data/fer2013-2view}
+DATA=${DATA:-data/fer2013-rawview}
 CROPS=${CROPS:-data/fer2013-plain}  # PrivateTest's crops as PNGs, for no_detect_accuracy.py
 TEACHER=${TEACHER:-$RUNS/teacher2v_lmdb}
 CANDIDATES=${CANDIDATES:-candidates}
@@ -36,8 +37,14 @@ reference=$!
 wait "$vgg"  # a student that failed stops the script here (set -e)
 wait "$reference"
 
-.venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --out "$CANDIDATES/no_detect_rawview.json" \
-  --model "$CANDIDATES/fer2013_vgg_rawview" "$CANDIDATES/fer2013_reference_rawview"
 make ensemble MEMBERS="models/fer2013_vgg_warm=$DATA models/fer2013_reference150=$DATA \
-  $CANDIDATES/fer2013_vgg_rawview=$DATA $CANDIDATES/fer2013_reference_rawview=$DATA" \
+  models/fer2013_vgg_distill=$DATA $CANDIDATES/fer2013_vgg_rawview=$DATA $CANDIDATES/fer2013_reference_rawview=$DATA" \
   ENSEMBLE=fer2013_ensemble_rawview MODELS="$CANDIDATES"
+mkdir -p "$CANDIDATES/pair_rawview"  # the two students alone, with mirror
+echo '{"members": ["../fer2013_vgg_rawview", "../fer2013_reference_rawview"], "tta": "mirror", "format": 1}' \
+  > "$CANDIDATES/pair_rawview/ensemble.json"
+for split in val test; do  # PublicTest's and PrivateTest's crops through predict --no-detect --raw
+  .venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --split $split --raw-only \
+    --out "$CANDIDATES/no_detect_rawview_$split.json" --model models/fer2013_ensemble "$CANDIDATES/pair_rawview" \
+    models/fer2013_{vgg_warm,reference150,vgg_distill} "$CANDIDATES"/fer2013_{vgg,reference}_rawview
+done

@@ -1,7 +1,8 @@
-"""Accuracy of `predict --no-detect` on FER2013's PrivateTest face crops, both ways: the
+"""Accuracy of `predict --no-detect` on FER2013's PrivateTest (or, --split val, PublicTest)
+face crops, both ways: the
 default (each crop padded, MTCNN, aligned, as the models were trained and evaluated; the
 plain crop where no face is found) and --raw (the whole crop resized). Reads the 48x48 crops
-that make preprocess keeps in DATA/images/test/<label>/<row>.png.
+that make preprocess keeps in DATA/images/<split>/<label>/<row>.png.
 
     .venv/bin/python experiments/no_detect_accuracy.py --data data/fer2013 \\
         --model models/fer2013_ensemble models/fer2013_vgg_warm --out out/no_detect_accuracy.json
@@ -24,11 +25,11 @@ from predict import Recognizer  # noqa: E402
 BATCH = 512
 
 
-def private_test(data: Path) -> tuple[list[np.ndarray], np.ndarray]:
-    """PrivateTest's crops and labels, in row order."""
-    files = sorted((data / "images" / "test").glob("*/*.png"), key=lambda p: int(p.stem))
+def split_crops(data: Path, split: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """A split's crops and labels, in row order."""
+    files = sorted((data / "images" / split).glob("*/*.png"), key=lambda p: int(p.stem))
     if not files:
-        raise SystemExit(f"error: {data}/images/test: no crops (run make preprocess without --no-images)")
+        raise SystemExit(f"error: {data}/images/{split}: no crops (run make preprocess without --no-images)")
     return [decode_image(p, 0) for p in files], np.array([int(p.parent.name) for p in files])
 
 
@@ -48,18 +49,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/fer2013"))
     parser.add_argument("--model", type=Path, nargs="+", default=[Path("models/fer2013_ensemble")])
+    parser.add_argument("--split", choices=("test", "val"), default="test", help="test: PrivateTest, val: PublicTest")
+    parser.add_argument("--raw-only", action="store_true", help="only --raw (no MTCNN: minutes faster)")
     parser.add_argument("--out", type=Path, default=Path("out/no_detect_accuracy.json"))
     args = parser.parse_args()
-    crops, labels = private_test(args.data)
+    crops, labels = split_crops(args.data, args.split)
+    modes = ("raw",) if args.raw_only else ("aligned", "raw")
     results = {
-        model.name: {mode: accuracy(model, crops, labels, mode == "raw") for mode in ("aligned", "raw")}
-        for model in args.model
+        model.name: {mode: accuracy(model, crops, labels, mode == "raw") for mode in modes} for model in args.model
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(args.out, results)
-    print("| model | --no-detect (aligned) | --no-detect --raw |\n|---|---|---|")
+    print(f"| model | {' | '.join(f'--no-detect ({mode})' for mode in modes)} |\n|---|{'---|' * len(modes)}")
     for name, r in results.items():
-        print(f"| {name} | {r['aligned']['accuracy']:.4f} | {r['raw']['accuracy']:.4f} |")
+        print(f"| {name} | {' | '.join(format(r[mode]['accuracy'], '.4f') for mode in modes)} |")
 
 
 if __name__ == "__main__":

@@ -638,3 +638,27 @@ def test_layers_missing_from_the_start_weights_are_reported_fresh(tmp_path: Path
     stored = {name: 1 for name in learned if name != "fc6-3classes"}
     assert fresh_layers(net, stored) == ["fc6-3classes"]
     assert fresh_layers(net, {**stored, "fc6-3classes": 3}) == []
+
+
+def test_a_card_trained_on_both_views_says_so_and_remakes_them() -> None:
+    """A dataset made with --raw-view: the card's make preprocess line asks for it (in a
+    folder of its own), and its Data section says each face is there twice."""
+    from train.ship import data_lines, preprocess_options, reproduce_preprocess
+
+    counts = {s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))}
+    manifest = {
+        "input": {"csv_sha256": "abc"},
+        "counts": counts,
+        "faces": {s: {"found": 15} for s in counts},
+        "settings": {"align": True, "template": "fer2013", "raw_view": True},
+    }
+    assert preprocess_options(manifest) == " ARGS=--raw-view"
+    line, data = reproduce_preprocess(manifest, preprocess_options(manifest))
+    assert line == "make preprocess FER2013=path/to/fer2013.csv.gz DATA=data/fer2013-rawview ARGS=--raw-view"
+    assert data == " DATA=data/fer2013-rawview"  # the make train / evaluate / ship lines use it too
+    assert "each of its 32 faces twice (`--raw-view`)" in " ".join(data_lines(manifest, "onto the template"))
+    arcface = {**manifest, "settings": {**manifest["settings"], "template": "arcface"}}
+    assert preprocess_options(arcface) == ' ARGS="--template arcface --raw-view"'
+    one_view = {**manifest, "settings": {"align": True, "template": "fer2013", "raw_view": False}}
+    assert preprocess_options(one_view) == "" and reproduce_preprocess(one_view, "")[1] == ""
+    assert "twice" not in " ".join(data_lines(one_view, "onto the template"))

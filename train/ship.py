@@ -110,12 +110,18 @@ def data_lines(manifest: dict, aligned_onto: str) -> list[str]:
     )
     sizes = " / ".join(f"{counts[split]['total']} {label}" for label, split in zip(labels, ("train", "val", "test")))
     if "folder" not in source:
+        both = (
+            f" Training holds each of its {counts['train']['total'] // 2} faces twice (`--raw-view`): aligned, and as "
+            "its plain crop (counted as not found), the view of `predict --no-detect --raw`. Mean of both views"
+            if raw_view(manifest)
+            else " Mean of the aligned training faces"
+        )
         return [
             f"- FER2013 (`fer2013.csv`, sha256 `{source['csv_sha256']}`): {sizes} images, {len(classes)} classes "
             f"({manifest.get('labels', 'fer2013')} labels).",
             f"- `make preprocess`: MTCNN on each 48x48 crop padded by 25%, 5-point similarity alignment to 48x48 "
-            f"{aligned_onto} (`alignment.json`); faces found: {found} (the others keep the plain crop). Mean of the "
-            "aligned training faces subtracted.",
+            f"{aligned_onto} (`alignment.json`); faces found: {found} (the others keep the plain crop).{both} "
+            "subtracted.",
         ]
     split = manifest["split"]
     how = (
@@ -141,11 +147,27 @@ def data_lines(manifest: dict, aligned_onto: str) -> list[str]:
     ]
 
 
+def raw_view(manifest: dict) -> bool:
+    """Whether preprocess put each training face in twice, aligned and plain (--raw-view)."""
+    return bool(manifest.get("settings", {}).get("raw_view"))
+
+
+def preprocess_options(manifest: dict) -> str:
+    """The ARGS= of the card's make preprocess line ("" for the defaults)."""
+    aligned = template(manifest)
+    options = {DEFAULT_TEMPLATE: [], None: ["--no-align"]}.get(aligned, ["--template", aligned])
+    options += ["--raw-view"] if raw_view(manifest) else []
+    if not options:
+        return ""
+    return f" ARGS={options[0]}" if len(options) == 1 else f' ARGS="{" ".join(options)}"'
+
+
 def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str]:
     """The make preprocess line of the card, and the DATA= the other lines need."""
     source = manifest["input"]
-    if "folder" not in source:  # FER+ labels get a folder of their own: FER2013's stays as it is
+    if "folder" not in source:  # FER+ labels and both views get a folder of their own: FER2013's stays as it is
         data = " DATA=data/ferplus" if source.get("ferplus") else ""
+        data = " DATA=data/fer2013-rawview" if raw_view(manifest) else data
         labels = " LABELS=ferplus" if source.get("ferplus") else ""
         return f"make preprocess FER2013=path/to/fer2013.csv.gz{labels}{data}{preprocess_args}", data
     split = manifest["split"]
@@ -208,7 +230,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     )
     evaluate_args = f' ARGS="{evaluate_args}"' if evaluate_args else ""
     aligned = template(manifest)
-    preprocess_args = {DEFAULT_TEMPLATE: "", None: " ARGS=--no-align"}.get(aligned, f' ARGS="--template {aligned}"')
+    preprocess_args = preprocess_options(manifest)
     aligned_onto = f"onto the `{aligned}` template" if aligned else "skipped (`--no-align`: plain crops)"
     start = info.get("weights")
     weights = f" WEIGHTS={start['path']}" if start else ""
