@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Both views of every training face (make preprocess ARGS=--raw-view: each face aligned and
-# as its plain crop, the view `predict --no-detect --raw` gets), so that the models need no
-# alignment: the recipe of models/fer2013_vgg_distill (fer2013_vgg_warm distilled from the
+# as its plain crop, the view `predict --no-detect --raw` gets), so that the models lose less
+# without alignment: the recipe of models/fer2013_vgg_distill (fer2013_vgg_warm distilled from the
 # shipped ensemble; 10 epochs of both views, two thirds of its 30 epochs' images) and the
 # reference net's student (20 epochs of both views). A face's target is the teacher's mean
 # over its two views. The students go to $CANDIDATES; then `make ensemble` over them and the

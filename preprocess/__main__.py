@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             what = "a folder" if path.is_dir() else "no such file"
             print(f"error: {path}: {what} (expected {expected})", file=sys.stderr)
             return 2
+    if args.raw_view and not args.align:
+        print("error: --raw-view with --no-align: the plain crops are then the only view", file=sys.stderr)
+        return 2
     settings = settings_of(args)
     return run_build(
         lambda: build(

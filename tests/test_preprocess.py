@@ -346,3 +346,7 @@ def test_raw_view_belongs_to_the_csv(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "faces" / "Happy").mkdir(parents=True)
     assert main(["--folder", str(tmp_path / "faces"), "--out", str(tmp_path / "out"), "--raw-view"]) == 2
     assert "--raw-view" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    csv = tmp_path / "fer.csv"
+    write_csv(csv, with_bad=False)
+    assert main([str(csv), "--out", str(tmp_path / "out"), "--raw-view", "--no-align"]) == 2
+    assert "--raw-view with --no-align" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -662,3 +662,5 @@ def test_a_card_trained_on_both_views_says_so_and_remakes_them() -> None:
     one_view = {**manifest, "settings": {"align": True, "template": "fer2013", "raw_view": False}}
     assert preprocess_options(one_view) == "" and reproduce_preprocess(one_view, "")[1] == ""
     assert "twice" not in " ".join(data_lines(one_view, "onto the template"))
+    ferplus = {**manifest, "input": {"csv_sha256": "abc", "ferplus": "fer2013new.csv"}}
+    assert reproduce_preprocess(ferplus, " ARGS=--raw-view")[1] == " DATA=data/ferplus-rawview"

@@ -166,8 +166,8 @@ def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str
     """The make preprocess line of the card, and the DATA= the other lines need."""
     source = manifest["input"]
     if "folder" not in source:  # FER+ labels and both views get a folder of their own: FER2013's stays as it is
-        data = " DATA=data/ferplus" if source.get("ferplus") else ""
-        data = " DATA=data/fer2013-rawview" if raw_view(manifest) else data
+        folder = ("ferplus" if source.get("ferplus") else "fer2013") + ("-rawview" if raw_view(manifest) else "")
+        data = "" if folder == "fer2013" else f" DATA=data/{folder}"
         labels = " LABELS=ferplus" if source.get("ferplus") else ""
         return f"make preprocess FER2013=path/to/fer2013.csv.gz{labels}{data}{preprocess_args}", data
     split = manifest["split"]
