@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Both views of every training face (make preprocess ARGS=--raw-view: each face aligned and
-# as its plain crop, the view `predict --no-detect --raw` gets), so that the models lose less
-# without alignment: the recipe of models/fer2013_vgg_distill (fer2013_vgg_warm distilled from the
-# shipped ensemble; 10 epochs of both views, two thirds of its 30 epochs' images) and the
-# reference net's student (20 epochs of both views). A face's target is the teacher's mean
-# over its two views. The students go to $CANDIDATES; then `make ensemble` over them and the
-# shipped FER2013 models, and the raw-crop accuracy of each model, of the shipped ensemble
-# and of the two students together (experiments/no_detect_accuracy.py --raw-only). About
-# 1 h 30 min on 2 cores with AVX2, the two students side by side with one thread each;
-# every make train resumes where it stopped.
+# as its plain crop, the view `predict --no-detect --raw` gets), so that the models lose
+# less without alignment: the recipe of models/fer2013_vgg_distill (fer2013_vgg_warm
+# distilled from the shipped ensemble; 10 epochs of both views, two thirds of its 30 epochs'
+# images) and the reference net's student (20 epochs of both views). A face's target is the
+# teacher's mean over its two views. The students go to $CANDIDATES; then `make ensemble`
+# over them and the shipped FER2013 models, and the raw-crop accuracy of each model, of the
+# shipped ensemble and of the two students together (experiments/no_detect_accuracy.py
+# --raw-only). About 1 h 30 min on 2 cores with AVX2, the two students side by side with one
+# thread each; every make train resumes where it stopped.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
@@ -17,7 +17,7 @@ source experiments/lib.sh
 FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
 RUNS=${RUNS:-runs}
 DATA=${DATA:-data/fer2013-rawview}
-CROPS=${CROPS:-data/fer2013-plain}  # PrivateTest's crops as PNGs, for no_detect_accuracy.py
+CROPS=${CROPS:-data/fer2013-plain}  # the test splits' crops as PNGs, for no_detect_accuracy.py
 TEACHER=${TEACHER:-$RUNS/teacher2v_lmdb}
 CANDIDATES=${CANDIDATES:-candidates}
 
