@@ -10,9 +10,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_distill.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh
-FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
-RUNS=${RUNS:-runs}
+source experiments/lib.sh  # FER2013=, RUNS= and train_and_ship
 DATA=${DATA:-data/fer2013}
 TEACHER=${TEACHER:-$RUNS/teacher_lmdb}
 CANDIDATES=${CANDIDATES:-candidates}

@@ -13,9 +13,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh
-FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
-RUNS=${RUNS:-runs}
+source experiments/lib.sh  # FER2013=, RUNS= and train_and_ship
 DATA=${DATA:-data/fer2013-rawview}
 CROPS=${CROPS:-data/fer2013-plain}  # the test splits' crops as PNGs, for no_detect_accuracy.py
 TEACHER=${TEACHER:-$RUNS/teacher2v_lmdb}
@@ -41,8 +39,9 @@ make ensemble MEMBERS="models/fer2013_vgg_warm=$DATA models/fer2013_reference150
   models/fer2013_vgg_distill=$DATA $CANDIDATES/fer2013_vgg_rawview=$DATA $CANDIDATES/fer2013_reference_rawview=$DATA" \
   ENSEMBLE=fer2013_ensemble_rawview MODELS="$CANDIDATES"
 mkdir -p "$CANDIDATES/pair_rawview"  # the two students alone, with mirror
-echo '{"members": ["../fer2013_vgg_rawview", "../fer2013_reference_rawview"], "tta": "mirror", "format": 1}' \
-  > "$CANDIDATES/pair_rawview/ensemble.json"
+.venv/bin/python -c 'import sys; from pathlib import Path; from ferlib.model_folder import write_ensemble
+write_ensemble(Path(sys.argv[1]), ["../fer2013_vgg_rawview", "../fer2013_reference_rawview"], "mirror")' \
+  "$CANDIDATES/pair_rawview"
 for split in val test; do  # PublicTest's and PrivateTest's crops through predict --no-detect --raw
   .venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --split $split --raw-only \
     --out "$CANDIDATES/no_detect_rawview_$split.json" --model models/fer2013_ensemble "$CANDIDATES/pair_rawview" \

@@ -10,9 +10,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/ferplus_transfer.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh
-FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
-RUNS=${RUNS:-runs}
+source experiments/lib.sh  # FER2013=, RUNS= and train_and_ship
 DATA=${DATA:-data/ferplus}
 MODELS=${MODELS:-candidates}
 NAME=${NAME:-ferplus_vgg}

@@ -1,4 +1,8 @@
-# Sourced by the experiment scripts (not run): the steps every candidate model goes through.
+# Sourced by the experiment scripts (not run): the inputs they share and the steps every
+# candidate model goes through.
+
+FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
+RUNS=${RUNS:-runs}
 
 train_and_ship() {  # NAME MODELS SETTING...: make train, make evaluate and make ship NAME into MODELS
   local name=$1 models=$2

@@ -1,7 +1,7 @@
 """Accuracy of `predict --no-detect` on FER2013's PrivateTest (or, --split val, PublicTest)
-face crops, both ways: the
-default (each crop padded, MTCNN, aligned, as the models were trained and evaluated; the
-plain crop where no face is found) and --raw (the whole crop resized). Reads the 48x48 crops
+face crops, both ways: the default (each crop padded, MTCNN, aligned, as the models were
+trained and evaluated; the plain crop where no face is found) and --raw (the whole crop
+resized; --raw-only measures this way alone). Reads the 48x48 crops
 that make preprocess keeps in DATA/images/<split>/<label>/<row>.png.
 
     .venv/bin/python experiments/no_detect_accuracy.py --data data/fer2013 \\

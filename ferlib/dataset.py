@@ -3,7 +3,7 @@ ensembles read: the only code that reads or writes a dataset's manifest.json.
 
 A dataset folder holds train_lmdb, val_lmdb (PublicTest) and test_lmdb (PrivateTest) of
 Caffe Datum records, mean.binaryproto + mean.npy (the training mean), index.csv (split, LMDB
-key, csv row, label, face found, copy of a training image) and manifest.json (the
+key, csv row, label, face found, copy of a training image, view) and manifest.json (the
 fingerprint of input and settings, counts, classes, the size of each file it lists).
 """
 
@@ -23,6 +23,18 @@ from ferlib.lmdb_io import lmdb_size, read_lmdb
 
 SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 FOLDER_SPLIT_NAMES = {"val": "val", "test": "test"}
+LMDB_KEY = "<position:08d>_<row:05d>"  # as the manifest describes lmdb_key()
+
+
+def lmdb_key(position: int, row: int) -> str:
+    """Keys sort in write order and end with the csv row they came from."""
+    return f"{position:08d}_{row:05d}"
+
+
+def key_row(key: str) -> str:
+    """The csv row (or file-list row) an LMDB key came from: the same for every record of one
+    face (preprocess --raw-view writes two)."""
+    return key.rsplit("_", 1)[-1]
 
 
 def split_names(manifest: dict | None) -> dict[str, str]:

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ferlib import atomic, caffe_proto
-from ferlib.dataset import DatasetError, complete, file_sha256, read_manifest, write_manifest
+from ferlib.dataset import LMDB_KEY, DatasetError, complete, file_sha256, lmdb_key, read_manifest, write_manifest
 from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
 from ferlib.lmdb_io import write_lmdb, write_vectors
 from preprocess import ferplus
@@ -198,11 +198,6 @@ def lmdb_order(split: Split, seed: int) -> np.ndarray:
     if split.name == "train":
         np.random.default_rng(seed).shuffle(order)
     return order
-
-
-def lmdb_key(position: int, row: int) -> str:
-    """Keys sort in write order and end with the csv row they came from."""
-    return f"{position:08d}_{row:05d}"
 
 
 def keyed(split: Split, order: np.ndarray) -> Iterator[tuple[str, int]]:
@@ -401,7 +396,7 @@ def write_dataset(
             **settings.__dict__,
             "workers": workers,
             "template_points_48": TEMPLATES[settings.template].tolist() if settings.align else None,
-            "lmdb_key": "<position:08d>_<row:05d>",
+            "lmdb_key": LMDB_KEY,
             "train_shuffle_seed": settings.seed,
         },
         "classes": list(classes),

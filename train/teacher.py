@@ -27,7 +27,7 @@ import numpy as np
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier
-from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256
+from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles, is_ensemble, model_members
 
@@ -41,10 +41,10 @@ def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def per_face(keys: list[str], probabilities: np.ndarray) -> np.ndarray:
-    """Each record's probabilities replaced by the mean over the records of its face (LMDB keys
-    end with the face's csv row: '<position>_<row>'); where every face has one record, the
-    probabilities as they were, to the bit."""
-    _, face = np.unique([key.rsplit("_", 1)[-1] for key in keys], return_inverse=True)
+    """Each record's probabilities replaced by the mean over the records of its face (the
+    records with one key_row); where every face has one record, the probabilities as they
+    were, to the bit."""
+    _, face = np.unique([key_row(key) for key in keys], return_inverse=True)
     sums = np.zeros((face.max() + 1, probabilities.shape[1]), dtype=probabilities.dtype)
     np.add.at(sums, face, probabilities)
     return (sums / np.bincount(face)[:, None])[face]
