@@ -99,6 +99,6 @@ ship: install ## copy the evaluated RUNS/RUN into MODELS/NAME (default models/) 
 	$(PY) -m train.ship --run $(RUNS)/$(RUN) --name $(NAME) --models $(MODELS)
 
 ENSEMBLE ?= fer2013_ensemble
-ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE
+ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE; ARGS="--raw DATA_plain --max-passes 4"
 	@test -n "$(MEMBERS)" || { echo 'usage: make ensemble MEMBERS="models/a=data/fer2013 models/b=data/fer2013-arcface"'; exit 2; }
-	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE) --models $(MODELS)
+	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE) --models $(MODELS) $(ARGS)

@@ -501,8 +501,10 @@ def half_model(folder: Path, rows: range) -> Path:
     return model
 
 
-def faint_dataset(folder: Path, count: int = 600) -> Path:
-    """8x8 noise with a faint brighter half (the label): no few rows tell it reliably."""
+def faint_dataset(folder: Path, count: int = 600, align: bool = True, misleading_rows: int = 0) -> Path:
+    """8x8 noise with a faint brighter half (the label): no few rows tell it reliably. The
+    first misleading_rows rows are brighter on the other side (a view only some members read
+    well); align=False makes it a plain-crop dataset like `--no-align`'s."""
     make_dataset(folder, val_count=8)
     rng = np.random.default_rng(7)
     for split in ("val", "test"):
@@ -510,10 +512,11 @@ def faint_dataset(folder: Path, count: int = 600) -> Path:
         images = rng.integers(0, 100, (count, 8, 8))
         for image, label in zip(images, labels):
             image[:, 4 * label : 4 * label + 4] += 12
+            image[:misleading_rows] = image[:misleading_rows, ::-1]
         shutil.rmtree(folder / f"{split}_lmdb")
         records = ((f"{i:08d}_{i:05d}", im.astype(np.uint8), lab) for i, (im, lab) in enumerate(zip(images, labels)))
         write_lmdb(folder / f"{split}_lmdb", records)
-    manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": True, "template": "fer2013"}}
+    manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": align, "template": "fer2013"}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -565,6 +568,40 @@ def test_an_ensemble_of_complementary_members_wins_on_publictest(tmp_path: Path,
     assert not (tmp_path / "models/classes").exists()
     assert ensemble_main(["--member", f"{models[1]}={tmp_path / 'nothing'}", *members[2:], "--name", "x"]) == 2
     assert "nothing lacks val_lmdb: run 'make preprocess' first" in capsys.readouterr().err
+
+
+def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from train.ensemble import main as ensemble_main
+
+    data = faint_dataset(tmp_path / "data")
+    # on the plain crops the rows the top member reads point the wrong way (crop 1..6 of 8:
+    # rows 1-3 are its rows), so the bottom member alone does best on both paths together
+    raw = faint_dataset(tmp_path / "raw", align=False, misleading_rows=4)
+    top, bottom = half_model(tmp_path / "top", range(3)), half_model(tmp_path / "bottom", range(3, 6))
+    members = [arg for model in (top, bottom) for arg in ("--member", f"{model}={data}")]
+    models = str(tmp_path / "models")
+    assert ensemble_main([*members, "--name", "aligned", "--models", models]) == 0
+    assert json.loads((tmp_path / "models/aligned/report.json").read_text())["members"] == ["../../top", "../../bottom"]
+    assert ensemble_main([*members, "--raw", str(raw), "--name", "both", "--models", models]) == 0
+    report = json.loads((tmp_path / "models/both/report.json").read_text())
+    assert report["members"] == ["../../bottom"] and report["raw_data"] == str(raw)
+    pair = next(row for row in report["group_tta_tables"] if len(row["members"]) == 2)
+    assert pair["raw_tta_table"]["none"]["val"] < report["raw_tta_table"]["none"]["val"] - 0.1
+    text = (tmp_path / "models/both/README.md").read_text()
+    assert f"--raw {raw} --name both" in text and "| raw PublicTest | raw PrivateTest |" in text
+    assert f"| {report['raw_splits']['test']['accuracy']:.4f} |" in text
+    # one pass per face: no group, no TTA
+    assert ensemble_main([*members, "--max-passes", "1", "--name", "one", "--models", models]) == 0
+    report = json.loads((tmp_path / "models/one/report.json").read_text())
+    assert len(report["members"]) == 1 and report["tta"] == "none" and report["max_passes"] == 1
+    assert "--max-passes 1 --name one" in (tmp_path / "models/one/README.md").read_text()
+    capsys.readouterr()
+    assert ensemble_main([*members, "--raw", str(data), "--name", "x", "--models", models]) == 2
+    assert "holds faces aligned with 'fer2013'; --raw needs the plain crops" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        ensemble_main([*members, "--max-passes", "0", "--name", "x", "--models", models])
+    assert exit_info.value.code == 2 and "--max-passes: expected 1 or more, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "models/x").exists()
 
 
 def test_test_curve_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -5,7 +5,14 @@ Each member is a model folder together with the preprocessed dataset aligned as 
 training data was (`--member models/a=data/fer2013`): members trained on differently aligned
 faces each see their own faces, as predict gives them. The members (every single model and
 every group of two or more) and the test-time augmentation are chosen on PublicTest, so a
-single model wins when no average beats it; PrivateTest is only reported. The ensemble
+single model wins when no average beats it; PrivateTest is only reported.
+
+Users run a model on two paths: photos go through its own protocol (pad, detect, align), and
+face crops may go through `predict --no-detect --raw` untouched. With `--raw DATA_DIR` (the
+same images preprocessed with `--no-align`) every candidate is also scored on the plain
+crops, and is ranked by the mean of its PublicTest accuracy on the two paths. With
+`--max-passes N` only candidates that run the nets at most N times per face (members x TTA
+views) compete: the video target holds only for so many. The ensemble
 folder holds ensemble.json (the chosen members as relative paths, and the TTA), report.json,
 confusion.png and a model card; predict and make demo take it like any model folder.
 """
@@ -49,12 +56,25 @@ def check_alignment(files: ModelFiles, folder: Path, data: Path) -> None:
         )
 
 
-def member_views(folder: Path, data: Path, backend: str, count: int = 10) -> tuple[dict, dict, tuple[str, ...]]:
+def check_plain(data: Path) -> None:
+    """Refuse a raw-crop dataset whose faces were aligned: the raw path never aligns."""
+    template = dataset_template(data)
+    if template is not None:
+        raise DatasetError(
+            f"{data} holds faces aligned with {template!r}; --raw needs the plain crops "
+            "(make preprocess ARGS=--no-align)"
+        )
+
+
+def member_views(
+    folder: Path, data: Path, backend: str, count: int = 10, aligned: bool = True
+) -> tuple[dict, dict, tuple[str, ...]]:
     """One member's probabilities of the first count views (all ten by default) on both splits,
-    the splits themselves, and its labels."""
+    the splits themselves, and its labels; aligned=False for the plain crops of --raw."""
     splits = {key: load_split(data, key) for key in SPLIT_NAMES}
     files = ModelFiles.from_dir(folder)
-    check_alignment(files, folder, data)
+    if aligned:
+        check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
     views = {key: classifier.view_probabilities(split["faces"], count) for key, split in splits.items()}
     return views, splits, classifier.labels
@@ -65,13 +85,17 @@ def groups(count: int) -> list[tuple[int, ...]]:
     return [group for size in range(1, count + 1) for group in itertools.combinations(range(count), size)]
 
 
-def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "opencv") -> dict:
-    """Score every member and group of members with each TTA, keep the best on PublicTest
-    (fewer members, then fewer views, on a tie) and write the ensemble folder; returns the report."""
+def all_member_views(
+    members: list[tuple[Path, Path]], backend: str, count: int, raw: Path | None = None
+) -> tuple[list[dict], dict, tuple[str, ...]]:
+    """Every member's first count views on its own dataset (or, with raw, all on those plain
+    crops), the splits and the shared labels; ModelError when the members disagree on classes
+    or images."""
     views, labels, splits = [], None, None
     for folder, data in members:
+        data = raw or data
         print(f"scoring {folder} on {data} ...", file=sys.stderr)
-        member, member_splits, member_labels = member_views(folder, data, backend)
+        member, member_splits, member_labels = member_views(folder, data, backend, count, aligned=raw is None)
         if splits is None:
             splits, labels = member_splits, member_labels
         if member_labels != labels:
@@ -79,36 +103,92 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
                 f"{folder} has the classes {', '.join(member_labels)}, {members[0][0]} has {', '.join(labels)}: "
                 "the members of an ensemble must share their class names"
             )
-        for key, split in member_splits.items():
-            if split["keys"] != splits[key]["keys"] or not np.array_equal(split["labels"], splits[key]["labels"]):
-                raise ModelError(f"{data}: its {SPLIT_NAMES[key]} images differ from those of {members[0][1]}")
+        check_same_images(member_splits, splits, data, raw or members[0][1])
         views.append(member)
-    names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
-    averages = {
-        group: {key: np.mean([views[i][key] for i in group], axis=0) for key in SPLIT_NAMES}
-        for group in groups(len(members))
+    return views, splits, labels
+
+
+def check_same_images(splits: dict, reference: dict, data: Path, reference_data: Path) -> None:
+    """Refuse a dataset whose test splits hold other images (keys or labels) than the reference's."""
+    for key, split in splits.items():
+        if split["keys"] != reference[key]["keys"] or not np.array_equal(split["labels"], reference[key]["labels"]):
+            raise ModelError(f"{data}: its {SPLIT_NAMES[key]} images differ from those of {reference_data}")
+
+
+def group_averages(views: list[dict], count: int) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+    """Each group's mean of its members' views, per split."""
+    return {
+        group: {key: np.mean([views[i][key] for i in group], axis=0) for key in SPLIT_NAMES} for group in groups(count)
     }
-    tables = {group: tta_table(average, splits) for group, average in averages.items()}
+
+
+def ensemble(
+    members: list[tuple[Path, Path]],
+    target: Path,
+    backend: str = "opencv",
+    raw: Path | None = None,
+    max_passes: int | None = None,
+) -> dict:
+    """Score every member and group of members with each TTA (also on raw's plain crops when
+    given), keep the best on PublicTest (see score; fewer members, then fewer views, on a tie)
+    among those within max_passes, and write the ensemble folder; returns the report."""
+    modes = tuple(mode for mode in TTA_MODES if max_passes is None or TTA_VIEWS[mode] <= max_passes)
+    if not modes:
+        raise ModelError(f"no candidate runs the nets at most {max_passes} times per face")
+    if raw is not None:
+        check_plain(raw)
+    count = max(TTA_VIEWS[mode] for mode in modes)  # no views that no allowed TTA uses
+    views, splits, labels = all_member_views(members, backend, count)
+    averages = group_averages(views, len(members))
+    tables = {group: tta_table(average, splits, modes) for group, average in averages.items()}
+    raw_tables, raw_averages, raw_splits = {}, {}, {}
+    if raw is not None:
+        raw_views, raw_splits, _ = all_member_views(members, backend, count, raw)
+        check_same_images(raw_splits, splits, raw, members[0][1])
+        raw_averages = group_averages(raw_views, len(members))
+        raw_tables = {group: tta_table(average, raw_splits, modes) for group, average in raw_averages.items()}
+    allowed = [
+        (group, mode)
+        for group in tables
+        for mode in modes
+        if max_passes is None or len(group) * TTA_VIEWS[mode] <= max_passes
+    ]
     group, tta = min(
-        ((group, mode) for group in tables for mode in TTA_MODES),
-        key=lambda choice: rank(tables[choice[0]][choice[1]]["val"], len(choice[0]), choice[1]),
+        allowed,
+        key=lambda choice: rank(
+            score(tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])), len(choice[0]), choice[1]
+        ),
     )
     reports, counts = {}, {}
     for key, split in splits.items():
         reports[key], counts[key] = split_report(tta_average(averages[group][key], tta), split, labels)
+    names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     chosen = [names[i] for i in group]
+    rule = "PublicTest" if raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
+    limit = "" if max_passes is None else f", among those with at most {max_passes} net passes per face"
     report = {
         "members": chosen,
         "candidates": names,
         "data": [str(data) for _, data in members],
         "tta": tta,
-        "selection": f"{len(group)} of {len(members)} members and TTA {tta}, the best on PublicTest",
+        "selection": f"{len(group)} of {len(members)} members and TTA {tta}, the best on {rule}{limit}",
+        "max_passes": max_passes,
         "backend": backend,
         "splits": reports,
         "tta_table": tables[group],
-        "group_tta_tables": [{"members": [names[i] for i in g], "tta_table": t} for g, t in tables.items()],
+        "group_tta_tables": [
+            {"members": [names[i] for i in g], "tta_table": t, **({"raw_tta_table": raw_tables[g]} if raw else {})}
+            for g, t in tables.items()
+        ],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if raw is not None:
+        report["raw_data"] = str(raw)
+        report["raw_tta_table"] = raw_tables[group]
+        report["raw_splits"] = {
+            key: split_report(tta_average(raw_averages[group][key], tta), split, labels)[0]
+            for key, split in raw_splits.items()
+        }
     with atomic.replacing_folder(target) as folder:  # beside target, so member paths relative to it still hold
         write_ensemble(folder, chosen, tta)
         plots.confusion_png(
@@ -125,22 +205,33 @@ def ensemble(members: list[tuple[Path, Path]], target: Path, backend: str = "ope
 TOP = 10  # candidates listed on the card
 
 
-def rank(public_test: float, members: int, tta: str) -> tuple[float, int, int]:
-    """How candidates are ordered, best first: PublicTest accuracy, then fewer members, then
-    fewer views (PrivateTest plays no part)."""
-    return -public_test, members, TTA_VIEWS[tta]
+def score(row: dict, raw_row: dict | None = None) -> float:
+    """What a candidate is chosen by: its PublicTest accuracy, or with raw crops scored, the
+    mean of its PublicTest accuracy on both paths (each path users take weighs the same)."""
+    return row["val"] if raw_row is None else (row["val"] + raw_row["val"]) / 2
 
 
-def ranked(group_tables: list[dict]) -> list[tuple[list[str], str, dict]]:
-    """(members, TTA, row) of every candidate in report.json's group_tta_tables, best first."""
-    rows = [(group["members"], mode, row) for group in group_tables for mode, row in group["tta_table"].items()]
-    return sorted(rows, key=lambda r: rank(r[2]["val"], len(r[0]), r[1]))
+def rank(chosen_by: float, members: int, tta: str) -> tuple[float, int, int]:
+    """How candidates are ordered, best first: score, then fewer members, then fewer views
+    (PrivateTest plays no part)."""
+    return -chosen_by, members, TTA_VIEWS[tta]
+
+
+def ranked(group_tables: list[dict]) -> list[tuple[list[str], str, dict, dict | None]]:
+    """(members, TTA, row, raw row or None) of every candidate in report.json's
+    group_tta_tables, best first."""
+    rows = [
+        (group["members"], mode, row, group.get("raw_tta_table", {}).get(mode))
+        for group in group_tables
+        for mode, row in group["tta_table"].items()
+    ]
+    return sorted(rows, key=lambda r: rank(score(r[2], r[3]), len(r[0]), r[1]))
 
 
 def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     """The ensemble's model card, in Markdown."""
     test, val = report["splits"]["test"], report["splits"]["val"]
-    tta = report["tta"]
+    tta, raw = report["tta"], report.get("raw_splits")
     lines = [
         f"# {name}",
         "",
@@ -148,16 +239,20 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         f"project ({', '.join(f'`{m}`' for m in report['members'])}); each member classifies the face aligned "
         "with its own training template (`alignment.json`)."
         if len(report["members"]) > 1
-        else f"The Caffe model `{report['members'][0]}` shipped by this project; "
-        "no average of several models beat it on PublicTest.",
-        f"Members and test-time augmentation (`{tta}`) were chosen on PublicTest among every single model "
-        f"and every group of {', '.join(f'`{m}`' for m in report['candidates'])}.",
+        else f"The Caffe model `{report['members'][0]}` shipped by this project; no average of several models beat it.",
+        f"Members and test-time augmentation (`{tta}`) were chosen: {report['selection']}, among every single "
+        f"model and every group of {', '.join(f'`{m}`' for m in report['candidates'])}.",
         "",
         "| | |",
         "|---|---|",
         f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
         f"| PublicTest accuracy (used to choose members and TTA) | {val['accuracy']:.4f} |",
     ]
+    if raw:
+        lines += [
+            f"| PrivateTest, plain crops as `predict --no-detect --raw` sees them | {raw['test']['accuracy']:.4f} |",
+            f"| PublicTest, plain crops (used to choose, with the aligned path) | {raw['val']['accuracy']:.4f} |",
+        ]
     for key, what in (
         ("face_found", "faces MTCNN found"),
         ("face_not_found", "no face found: unaligned crop"),
@@ -165,24 +260,21 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     ):
         if key in test:
             lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
-    rows = ranked(report["group_tta_tables"])
-    lines += ["", f"## The {min(TOP, len(rows))} best of {len(rows)} candidates on PublicTest", ""]
-    lines += ["| models | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
-    for models, mode, row in rows[:TOP]:
-        cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
-        chosen = models == report["members"] and mode == tta
-        lines.append(f"| **{cells.replace(' | ', '** | **')}** |" if chosen else f"| {cells} |")
-    lines += ["", "Every candidate (each single model and group with each TTA) is in `report.json`."]
+    lines += ["", *candidates_markdown(report)]
     member_args = " ".join(f"--member {folder}={data}" for folder, data in members)
+    options = (f" --raw {report['raw_data']}" if raw else "") + (
+        f" --max-passes {report['max_passes']}" if report.get("max_passes") else ""
+    )
     lines += [
         "",
         "## Reproduce",
         "```sh",
-        f"python -m train.ensemble {member_args} --name {name}",
+        f"python -m train.ensemble {member_args}{options} --name {name}",
         f"python -m predict photo.jpg --model models/{name}   # TTA {tta}, from ensemble.json",
         "```",
         "Each member's dataset is `make preprocess` with the template in the member's `alignment.json` "
-        '(`ARGS="--template arcface"` for arcface).',
+        '(`ARGS="--template arcface"` for arcface)'
+        + ("; the plain crops are `make preprocess ARGS=--no-align`." if raw else "."),
         "",
         "## PrivateTest per class",
         "",
@@ -193,6 +285,29 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         LIMITS,
     ]
     return "\n".join(lines)
+
+
+def candidates_markdown(report: dict) -> list[str]:
+    """The best candidates that were allowed to compete, as a Markdown table, the chosen one in bold."""
+    limit = report.get("max_passes")
+    rows = [
+        row for row in ranked(report["group_tta_tables"]) if limit is None or len(row[0]) * TTA_VIEWS[row[1]] <= limit
+    ]
+    lines = [f"## The {min(TOP, len(rows))} best of {len(rows)} candidates", ""]
+    if report.get("raw_splits"):
+        lines += [
+            "| models | TTA | PublicTest | PrivateTest | raw PublicTest | raw PrivateTest |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += ["| models | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
+    for models, mode, row, raw_row in rows[:TOP]:
+        cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
+        if raw_row is not None:
+            cells += f" | {raw_row['val']:.4f} | {raw_row['test']:.4f}"
+        chosen = models == report["members"] and mode == report["tta"]
+        lines.append(f"| **{cells.replace(' | ', '** | **')}** |" if chosen else f"| {cells} |")
+    return lines + ["", "Every candidate (each single model and group with each TTA) is in `report.json`."]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,12 +324,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--name", required=True, help="ensemble name, the folder under --models")
     parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
+    parser.add_argument(
+        "--raw",
+        type=Path,
+        metavar="DATA_DIR",
+        help="the same images as plain crops (make preprocess ARGS=--no-align): choose by the mean of "
+        "PublicTest on the aligned and the raw path",
+    )
+    parser.add_argument(
+        "--max-passes",
+        type=int,
+        metavar="N",
+        help="only candidates that run the nets at most N times per face (members x TTA views); "
+        "the video target allows about 4 (two members with mirror)",
+    )
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
     args = parser.parse_args(argv)
     if len(args.member) < 2:
         parser.error("an ensemble needs two or more --member")
+    if args.max_passes is not None and args.max_passes < 1:
+        parser.error(f"--max-passes: expected 1 or more, got {args.max_passes}")
     try:
-        report = ensemble(args.member, args.models / args.name, args.backend)
+        report = ensemble(args.member, args.models / args.name, args.backend, args.raw, args.max_passes)
     except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -43,15 +43,17 @@ def split_report(probabilities: np.ndarray, split: dict, labels: tuple[str, ...]
     return report, counts
 
 
-def tta_table(views: dict[str, np.ndarray], splits: dict[str, dict]) -> dict[str, dict[str, float]]:
-    """Accuracy with each test-time augmentation on each split (the TTA ablation), from the
-    per-view probabilities of Classifier.view_probabilities."""
+def tta_table(
+    views: dict[str, np.ndarray], splits: dict[str, dict], modes: tuple[str, ...] = TTA_MODES
+) -> dict[str, dict[str, float]]:
+    """Accuracy with each test-time augmentation (of modes) on each split (the TTA ablation),
+    from the per-view probabilities of Classifier.view_probabilities."""
     return {
         mode: {
             key: metrics.accuracy(split["labels"], tta_average(views[key], mode).argmax(axis=1))
             for key, split in splits.items()
         }
-        for mode in TTA_MODES
+        for mode in modes
     }
 
 
