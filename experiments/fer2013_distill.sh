@@ -10,11 +10,12 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_distill.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS= and train_and_ship
+source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship and restore_models
 DATA=${DATA:-data/fer2013}
 TEACHER=${TEACHER:-$RUNS/teacher_lmdb}
 CANDIDATES=${CANDIDATES:-candidates}
 
+restore_models fer2013_vgg_warm fer2013_reference150  # the teacher, and the students' start
 [ -f "$DATA/manifest.json" ] || make preprocess FER2013="$FER2013" DATA="$DATA"
 [ -f "$TEACHER/teacher.json" ] || .venv/bin/python -m train.teacher --model models/fer2013_vgg_warm \
   --model models/fer2013_reference150 --tta mirror --data "$DATA" --out "$TEACHER" --temperature 1

@@ -11,3 +11,10 @@ train_and_ship() {  # NAME MODELS SETTING...: make train, make evaluate and make
   make evaluate "$@"
   make ship "$@" NAME="$name" MODELS="$models"
 }
+
+restore_models() {  # NAME...: the shipped models a recipe starts from, out of git history if they left models/
+  local name
+  for name in "$@"; do
+    [ -d "models/$name" ] || scripts/restore_model.sh "$name"
+  done
+}
