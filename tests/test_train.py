@@ -701,3 +701,17 @@ def test_a_card_trained_on_both_views_says_so_and_remakes_them() -> None:
     assert "twice" not in " ".join(data_lines(one_view, "onto the template"))
     ferplus = {**manifest, "input": {"csv_sha256": "abc", "ferplus": "fer2013new.csv"}}
     assert reproduce_preprocess(ferplus, " ARGS=--raw-view")[1] == " DATA=data/ferplus-rawview"
+
+
+def test_a_card_says_how_to_get_back_the_models_it_started_from() -> None:
+    from train.ship import restore_hint
+
+    commands = [
+        "python -m train.teacher --model models/fer2013_vgg_warm --model models/fer2013_reference150 --out t",
+        "make train NET=fer_vgg EPOCHS=10 WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SOFT=t",
+    ]
+    (hint,) = restore_hint(commands, "fer2013_vgg_rawview")
+    assert "(`fer2013_reference150`, `fer2013_vgg_warm`)" in hint and "`make restore NAME=...`" in hint
+    # a model trained on from itself under its own name, or from weights outside models/: nothing to restore
+    assert restore_hint(["make train WEIGHTS=models/ferplus_vgg/ferplus_vgg.caffemodel"], "ferplus_vgg") == []
+    assert restore_hint(["make train WEIGHTS=/tmp/x.caffemodel"], "x") == []

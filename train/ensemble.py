@@ -240,8 +240,8 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "with its own training template (`alignment.json`)."
         if len(report["members"]) > 1
         else f"The Caffe model `{report['members'][0]}` shipped by this project; no average of several models beat it.",
-        f"Members and test-time augmentation (`{tta}`) were chosen: {report['selection']}, among every single "
-        f"model and every group of {', '.join(f'`{m}`' for m in report['candidates'])}.",
+        f"Members and test-time augmentation (`{tta}`) were chosen among every single model and every group of "
+        f"{', '.join(f'`{m}`' for m in report['candidates'])}: {report['selection']}.",
         "",
         "| | |",
         "|---|---|",

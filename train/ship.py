@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from datetime import timedelta
@@ -162,6 +163,16 @@ def preprocess_options(manifest: dict) -> str:
     return f" ARGS={options[0]}" if len(options) == 1 else f' ARGS="{" ".join(options)}"'
 
 
+def restore_hint(commands: list[str], name: str) -> list[str]:
+    """A line saying how to get back the shipped models the commands start from (weights,
+    teacher members), for when they have left models/ (they stay in git history)."""
+    cited = sorted(set(re.findall(r"\bmodels/(\w+)/?", " ".join(commands))) - {name})
+    if not cited:
+        return []
+    names = ", ".join(f"`{n}`" for n in cited)
+    return [f"A model these commands start from ({names}) that has left `models/` comes back: `make restore NAME=...`."]
+
+
 def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str]:
     """The make preprocess line of the card, and the DATA= the other lines need."""
     source = manifest["input"]
@@ -250,6 +261,13 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         if "folder" not in manifest["input"]
         else f"the folder dataset `{Path(manifest['input']['folder']).name}`"
     )
+    commands = [
+        preprocess_line,
+        *([teacher_command] if teacher_command else []),
+        f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}",
+        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{evaluate_args}",
+        f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g}{weights} NAME={name}",
+    ]
     fresh = info.get("fresh_layers") or []
     started = (
         f", fine-tuned from the weights `{start['path']}`"
@@ -309,12 +327,9 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "## Reproduce",
         "```sh",
-        preprocess_line,
-        *([teacher_command] if teacher_command else []),
-        f"make train NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}",
-        f"make evaluate NET={info['net']} EPOCHS={schedule['epochs']:g}{weights}{evaluate_args}",
-        f"make ship NET={info['net']} EPOCHS={schedule['epochs']:g}{weights} NAME={name}",
+        *commands,
         "```",
+        *restore_hint(commands, name),
         "",
         f"## {test_name} per class",
         "",
