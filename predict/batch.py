@@ -21,10 +21,12 @@ shards stay; run the command again to do the rest).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import glob
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -146,8 +148,26 @@ class ShardLabeller:
 _labeller: ShardLabeller | None = None
 
 
-def _start_worker(settings: dict) -> None:
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): a signal for this process when its parent dies
+
+
+def _end_with_driver(driver: int) -> None:
+    """A pool worker whose driver was killed would wait on its task pipe forever (it inherited
+    the pipe's writing end, so it never reads end-of-file): on Linux the kernel kills it when
+    the driver goes (SIGKILL: SIGTERM is Ctrl-C here, ferlib.cli, and can leave it hanging on
+    its way out; its shards are written whole or not at all), and it ends now if the driver
+    has already gone. Elsewhere, nothing."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != driver:
+        os._exit(1)
+
+
+def _start_worker(settings: dict, driver: int) -> None:
     global _labeller
+    _end_with_driver(driver)
     _labeller = ShardLabeller(settings)
 
 
@@ -156,7 +176,7 @@ def _label_shard(shard: int, images: list[str]) -> tuple[int, int]:
 
 
 def run_local(job: dict, todo: list[int], workers: int, bar: tqdm) -> None:
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(job["settings"],)) as pool:
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(job["settings"], os.getpid())) as pool:
         for future in as_completed([pool.submit(_label_shard, i, job["shards"][i]) for i in todo]):
             bar.update(future.result()[1])
 

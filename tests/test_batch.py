@@ -85,6 +85,12 @@ def test_a_killed_local_job_resumes_where_it_stopped(reference: tuple[Path, str]
     process.kill()
     process.wait(60)
     assert len(list((tmp_path / "job").glob("shard-*.jsonl"))) < 7
+    # its pool worker goes with it instead of waiting on the dead driver forever
+    job = str(tmp_path / "job")
+    deadline = time.time() + 30
+    while any(job in cmdline(pid) for pid in os.listdir("/proc") if pid.isdigit()):
+        assert time.time() < deadline, "a worker of the killed job is still running"
+        time.sleep(0.2)
     assert call(main, argv) == 0
     assert shards(tmp_path / "job") == text
 
