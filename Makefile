@@ -86,8 +86,8 @@ bench-faces: install-predict ## benchmark detection + alignment (and the detecti
 bench-preprocess: $(VENV)/.all-deps ## benchmark the whole make preprocess on FER2013
 	$(PY) bench/preprocess_speed.py --fer2013 $(FER2013)
 
-bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory
-	$(PY) bench/predict_speed.py $(if $(MODEL),--model $(MODEL))
+bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory; AGAINST=models/x: video side by side
+	$(PY) bench/predict_speed.py $(if $(MODEL),--model $(MODEL)) $(if $(AGAINST),--against $(AGAINST))
 
 bench-train: install ## training speed of both nets: Caffe's oneDNN engine, its CAFFE engine and PyTorch (installs torch)
 	$(PY) -m pip install -q torch==2.13.0

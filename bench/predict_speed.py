@@ -1,7 +1,7 @@
 """Prediction speed and memory: a 640x480 photo, batches of face crops, a 640x480 video (with the
 model's own test-time augmentation and with each other of --tta mirror and ten).
 
-    python bench/predict_speed.py [--model models/fer2013_vgg]
+    python bench/predict_speed.py [--model models/fer2013_vgg] [--against OTHER_MODEL]
 
 Writes bench/results/predict_speed.json. The video figure and the peak memory come from a
 real `python -m predict clip.avi` run in a subprocess (its own peak RSS, VmHWM), with face
@@ -9,7 +9,9 @@ tracking, smoothing and the summary (JSON, CSV, timeline) on, as a user runs it;
 folder figures from `python -m predict FOLDER --no-detect --raw` (and without --raw: aligned
 first) on 1,024 crops; the batch figures
 from `python -m predict.batch` on 200 photos, on a process pool and on a local Ray cluster,
-with 1 and 2 workers (start-up taken off: a job on the first 25 photos is timed too).
+with 1 and 2 workers (start-up taken off: a job on the first 25 photos is timed too). With
+--against, the video runs again for both models in turn (five rounds each), and their ratio
+is recorded: machines here differ by 10-40%, a ratio measured side by side does not.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--against", type=Path, help="a model whose video rate is measured in turn with --model's")
     args = parser.parse_args()
     results = {"model": str(args.model)}
     photo = photo_640x480()
@@ -140,7 +143,23 @@ def main() -> None:
             fps, rss_mb = predict_video(clip, args.model, Path(tmp) / "out.mp4", tta)
             results[f"video_640x480_frames_per_second{key}"] = fps
             results[f"video_peak_rss_mb{key}"] = rss_mb
+        if args.against:
+            results.update(video_side_by_side(clip, args.model, args.against, Path(tmp) / "out.mp4"))
     write_results("predict_speed", results)
+
+
+def video_side_by_side(clip: Path, model: Path, against: Path, out: Path, rounds: int = 5) -> dict:
+    """Both models' video frames/s, alternating, and the ratio of their medians."""
+    rates: dict[str, list[float | None]] = {"model": [], "against": []}
+    for _ in range(rounds):
+        for key, folder in (("model", model), ("against", against)):
+            rates[key].append(predict_video(clip, folder, out, None)[0])
+    medians = {key: float(np.median([r for r in values if r])) for key, values in rates.items()}
+    return {
+        "video_against": str(against),
+        "video_side_by_side_frames_per_second": rates,
+        "video_side_by_side_ratio": round(medians["model"] / medians["against"], 3),
+    }
 
 
 if __name__ == "__main__":

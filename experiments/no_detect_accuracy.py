@@ -5,7 +5,7 @@ resized; --raw-only measures this way alone). Reads the 48x48 crops
 that make preprocess keeps in DATA/images/<split>/<label>/<row>.png.
 
     .venv/bin/python experiments/no_detect_accuracy.py --data data/fer2013 \\
-        --model models/fer2013_ensemble models/fer2013_vgg_warm --out out/no_detect_accuracy.json
+        --model models/fer2013_ensemble models/fer2013_vgg_rawview_seed2 --out out/no_detect_accuracy.json
 """
 
 from __future__ import annotations
