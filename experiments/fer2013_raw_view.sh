@@ -10,8 +10,8 @@
 # fer2013_vgg_distill (10 epochs) and the reference net from fer2013_reference150 (20). Then
 # `make ensemble` chooses among the seven FER2013 models by the mean of PublicTest on both
 # paths (aligned, and the plain crops of a `--no-align` dataset) within four net passes per
-# face (the video target); what it does not keep leaves models/. About 2 h 30 min on 2 cores
-# with AVX2, two students at a time with one thread each; every make train resumes.
+# face (the video target); what it does not keep leaves models/. About 3 h on 2 cores with
+# AVX2 (the students 2 h 40 min, two at a time with one thread each); every make train resumes.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail

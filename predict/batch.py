@@ -159,7 +159,7 @@ def _end_with_driver(driver: int) -> None:
     has already gone. Elsewhere, nothing."""
     try:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no prctl (not Linux), or no CDLL(None) (Windows)
         return
     if os.getppid() != driver:
         os._exit(1)
