@@ -132,7 +132,7 @@ def ensemble(
     """Score every member and group of members with each TTA (also on raw's plain crops when
     given), keep the best on PublicTest (see score; fewer members, then fewer views, on a tie)
     among those within max_passes, and write the ensemble folder; returns the report."""
-    modes = tuple(mode for mode in TTA_MODES if max_passes is None or TTA_VIEWS[mode] <= max_passes)
+    modes = tuple(mode for mode in TTA_MODES if within(1, mode, max_passes))
     if not modes:
         raise ModelError(f"no candidate runs the nets at most {max_passes} times per face")
     if raw is not None:
@@ -147,16 +147,10 @@ def ensemble(
         check_same_images(raw_splits, splits, raw, members[0][1])
         raw_averages = group_averages(raw_views, len(members))
         raw_tables = {group: tta_table(average, raw_splits, modes) for group, average in raw_averages.items()}
-    allowed = [
-        (group, mode)
-        for group in tables
-        for mode in modes
-        if max_passes is None or len(group) * TTA_VIEWS[mode] <= max_passes
-    ]
     group, tta = min(
-        allowed,
+        ((group, mode) for group in tables for mode in modes if within(len(group), mode, max_passes)),
         key=lambda choice: rank(
-            score(tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])), len(choice[0]), choice[1]
+            len(choice[0]), choice[1], tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])
         ),
     )
     reports, counts = {}, {}
@@ -211,10 +205,15 @@ def score(row: dict, raw_row: dict | None = None) -> float:
     return row["val"] if raw_row is None else (row["val"] + raw_row["val"]) / 2
 
 
-def rank(chosen_by: float, members: int, tta: str) -> tuple[float, int, int]:
+def rank(members: int, tta: str, row: dict, raw_row: dict | None = None) -> tuple[float, int, int]:
     """How candidates are ordered, best first: score, then fewer members, then fewer views
     (PrivateTest plays no part)."""
-    return -chosen_by, members, TTA_VIEWS[tta]
+    return -score(row, raw_row), members, TTA_VIEWS[tta]
+
+
+def within(members: int, tta: str, max_passes: int | None) -> bool:
+    """Whether a candidate runs the nets at most max_passes times per face (None: no limit)."""
+    return max_passes is None or members * TTA_VIEWS[tta] <= max_passes
 
 
 def ranked(group_tables: list[dict]) -> list[tuple[list[str], str, dict, dict | None]]:
@@ -225,7 +224,7 @@ def ranked(group_tables: list[dict]) -> list[tuple[list[str], str, dict, dict | 
         for group in group_tables
         for mode, row in group["tta_table"].items()
     ]
-    return sorted(rows, key=lambda r: rank(score(r[2], r[3]), len(r[0]), r[1]))
+    return sorted(rows, key=lambda r: rank(len(r[0]), r[1], r[2], r[3]))
 
 
 def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
@@ -289,10 +288,7 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
 
 def candidates_markdown(report: dict) -> list[str]:
     """The best candidates that were allowed to compete, as a Markdown table, the chosen one in bold."""
-    limit = report.get("max_passes")
-    rows = [
-        row for row in ranked(report["group_tta_tables"]) if limit is None or len(row[0]) * TTA_VIEWS[row[1]] <= limit
-    ]
+    rows = [row for row in ranked(report["group_tta_tables"]) if within(len(row[0]), row[1], report.get("max_passes"))]
     lines = [f"## The {min(TOP, len(rows))} best of {len(rows)} candidates", ""]
     if report.get("raw_splits"):
         lines += [
