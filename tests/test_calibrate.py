@@ -1,5 +1,5 @@
-"""Calibration: the expected calibration error, the fitted temperature, and predict applying
-a model folder's calibration.json. No Caffe needed."""
+"""Calibration: the expected calibration error, the fitted temperature, predict applying a
+model folder's calibration.json, and the card that says what was measured. No Caffe needed."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ferlib.classes import FER2013
+from ferlib.lmdb_io import write_lmdb
 from ferlib.model_folder import ModelError, calibrated, read_temperature
 from predict import Recognizer
 from reference_images import lfw_face
 from tiny_models import face_model
-from train.calibrate import expected_calibration_error, fit_temperature
+from train.calibrate import SECTION, expected_calibration_error, fit_temperature, main, with_section
 
 
 def test_calibration_error_of_known_answers() -> None:
@@ -52,3 +54,34 @@ def test_predict_applies_a_model_folders_temperature(tmp_path: Path) -> None:
         (model / "calibration.json").write_text(bad)
         with pytest.raises(ModelError, match="calibration.json"):
             read_temperature(model)
+
+
+def test_write_puts_one_calibration_section_on_the_card(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, first in (("val", 0), ("test", 30)):
+        faces = ((f"{i:05d}", lfw_face(i, 48), i % 7) for i in range(first, first + 30))
+        write_lmdb(data / f"{split}_lmdb", faces)
+    (data / "manifest.json").write_text(json.dumps({"settings": {"align": True, "template": "fer2013"},
+                                                    "classes": list(FER2013)}))  # fmt: skip
+    model = face_model(tmp_path / "model")
+    card = "# model\n\n## Data\nfaces\n\n## Intended use and limits\n\nresearch\n"
+    (model / "README.md").write_text(card)
+    argv = ["--model", str(model), "--data", str(data)]
+    assert main(argv) == 0
+    assert (model / "README.md").read_text() == card  # measuring alone changes nothing the model says
+    assert not (model / "calibration.json").exists()
+    for _ in range(2):  # again: the section is replaced, not added twice
+        assert main([*argv, "--write"]) == 0
+    written = (model / "README.md").read_text()
+    temperature = json.loads((model / "calibration.json").read_text())["temperature"]
+    assert written.startswith(card.rstrip("\n") + "\n\n" + SECTION + "\n")
+    assert written.count(SECTION) == 1
+    assert f"python -m train.calibrate --model {model} --data {data} --write" in written
+    assert f"fitted on PublicTest, {temperature:g}," in written
+    assert "wrote calibration.json and the card's Calibration section" in capsys.readouterr().out
+
+
+def test_a_calibration_section_amid_the_card_is_replaced_whole() -> None:
+    card = f"# m\n\n{SECTION}\n\nold figures\nmore\n\n## Limits\n\nresearch\n"
+    assert with_section(card, f"{SECTION}\n\nnew\n") == f"# m\n\n## Limits\n\nresearch\n\n{SECTION}\n\nnew\n"

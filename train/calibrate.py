@@ -8,7 +8,9 @@ PrivateTest, fits one temperature T on PublicTest (p' = softmax(log p / T), the 
 least negative log-likelihood; it never changes which label wins), and reports the expected
 calibration error (ECE, 15 confidence bins) on PrivateTest with and without it. With
 --write, the temperature goes into the model folder (calibration.json), and predict applies
-it; a reliability diagram (calibration.png) goes beside it either way.
+it, and the model card (README.md) gets a Calibration section with these figures and this
+command (calibrating again replaces it); a reliability diagram (calibration.png) goes beside
+it either way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ferlib.model_folder import TTA_VIEWS, ModelError, calibrated, model_members
 from train.ensemble import member_views
 
 BINS = 15
+SECTION = "## Calibration"
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -85,6 +88,30 @@ def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str
     save_png(figure, path)
 
 
+def calibration_section(report: dict, command: str) -> str:
+    """The model card's account of a calibration: what was measured, by which command."""
+    return (
+        f"{SECTION}\n\nMeasured (`{command}`): expected calibration error on PrivateTest "
+        f"{report['private_test_ece']:.4f} ({report['bins']} confidence bins). The temperature fitted on PublicTest, "
+        f"{report['temperature']:g}, is in `calibration.json`, which predict applies (it never changes which label "
+        f"wins): ECE {report['private_test_ece']:.4f} -> {report['private_test_ece_calibrated']:.4f}, negative "
+        f"log-likelihood {report['private_test_nll']:.4f} -> {report['private_test_nll_calibrated']:.4f} "
+        "([calibration.png](calibration.png)).\n"
+    )
+
+
+def with_section(card: str, section: str) -> str:
+    """The card with section (a level-2 heading and its text) in place of the one under the same
+    heading, or at the end where it has none: calibrating again leaves one, the latest."""
+    heading = section.split("\n", 1)[0]
+    lines = card.rstrip("\n").split("\n")
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + lines[end:]
+    return "\n".join(lines).rstrip("\n") + "\n\n" + section
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m train.calibrate", description=__doc__,
                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -117,12 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.write:
         write_calibration(args.model, report)
+        card = args.model / "README.md"
+        if card.is_file():
+            backend = f" --backend {args.backend}" if args.backend != "opencv" else ""
+            command = f"python -m train.calibrate --model {args.model} --data {args.data}{backend} --write"
+            atomic.write_text(card, with_section(card.read_text(), calibration_section(report, command)))
     else:
         atomic.write_json(args.model / "calibration-report.json", report)
     print(
         f"temperature {temperature:g} (fitted on PublicTest): PrivateTest ECE {report['private_test_ece']:.4f} -> "
         f"{report['private_test_ece_calibrated']:.4f}, NLL {report['private_test_nll']:.4f} -> "
-        f"{report['private_test_nll_calibrated']:.4f}" + ("; wrote calibration.json" if args.write else "")
+        f"{report['private_test_nll_calibrated']:.4f}"
+        + ("; wrote calibration.json and the card's Calibration section" if args.write else "")
     )
     return 0
 
