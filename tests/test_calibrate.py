@@ -80,6 +80,10 @@ def test_write_puts_one_calibration_section_on_the_card(tmp_path: Path, capsys: 
     assert f"python -m train.calibrate --model {model} --data {data} --write" in written
     assert f"fitted on PublicTest, {temperature:g}," in written
     assert "wrote calibration.json and the card's Calibration section" in capsys.readouterr().out
+    (model / "README.md").unlink()  # a folder without a card gets none
+    assert main([*argv, "--write"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("; wrote calibration.json")
+    assert not (model / "README.md").exists()
 
 
 def test_a_calibration_section_amid_the_card_is_replaced_whole() -> None:

@@ -142,20 +142,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.model.name}: PrivateTest reliability",
         args.model / "calibration.png",
     )
+    wrote = ""
     if args.write:
         write_calibration(args.model, report)
+        wrote = "; wrote calibration.json"
         card = args.model / "README.md"
         if card.is_file():
             backend = f" --backend {args.backend}" if args.backend != "opencv" else ""
             command = f"python -m train.calibrate --model {args.model} --data {args.data}{backend} --write"
             atomic.write_text(card, with_section(card.read_text(), calibration_section(report, command)))
+            wrote += " and the card's Calibration section"
     else:
         atomic.write_json(args.model / "calibration-report.json", report)
     print(
         f"temperature {temperature:g} (fitted on PublicTest): PrivateTest ECE {report['private_test_ece']:.4f} -> "
         f"{report['private_test_ece_calibrated']:.4f}, NLL {report['private_test_nll']:.4f} -> "
-        f"{report['private_test_nll_calibrated']:.4f}"
-        + ("; wrote calibration.json and the card's Calibration section" if args.write else "")
+        f"{report['private_test_nll_calibrated']:.4f}{wrote}"
     )
     return 0
 
