@@ -16,7 +16,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship and restore_models
+source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
 DATA=${DATA:-data/fer2013-rawview}
 CROPS=${CROPS:-data/fer2013-plain}  # the same images unaligned: the --raw path's faces
 TEACHER=${TEACHER:-$RUNS/teacher2v}
@@ -44,8 +44,7 @@ pair "fer2013_vgg_rawview_seed2 fer_vgg 10 fer2013_vgg_warm SEED=2" "fer2013_vgg
 
 candidates=(fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill fer2013_vgg_rawview fer2013_reference_rawview
   fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill)
-members=$(for name in "${candidates[@]}"; do echo -n "models/$name=$DATA "; done)
-make ensemble MEMBERS="$members" ARGS="--raw $CROPS --max-passes 4" ENSEMBLE=fer2013_ensemble MODELS=models
+choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${candidates[@]/#/models/}"
 .venv/bin/python -m train.calibrate --model models/fer2013_ensemble --data "$DATA" --write
 for name in "${candidates[@]}"; do  # models/ keeps what the default needs
   grep -q "\"../$name\"" models/fer2013_ensemble/ensemble.json || rm -rf "models/$name"

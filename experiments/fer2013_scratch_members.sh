@@ -15,7 +15,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_scratch_members.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship and restore_models
+source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
 DATA=${DATA:-data/fer2013-rawview}
 CROPS=${CROPS:-data/fer2013-plain}
 TEACHER=${TEACHER:-$RUNS/teacher2v}
@@ -26,5 +26,5 @@ restore_models "${candidates[@]}"
 train_and_ship fer2013_reference_scratch "$RUNS" NET=fer_reference EPOCHS=60 SEED=3 \
   SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
 
-members="$(for name in "${candidates[@]}"; do echo -n "models/$name=$DATA "; done)$RUNS/fer2013_reference_scratch=$DATA"
-make ensemble MEMBERS="$members" ARGS="--raw $CROPS --max-passes 4" ENSEMBLE=fer2013_ensemble_scratch MODELS="$RUNS"
+choose_on_both_paths fer2013_ensemble_scratch "$RUNS" "$DATA" "$CROPS" "${candidates[@]/#/models/}" \
+  "$RUNS/fer2013_reference_scratch"

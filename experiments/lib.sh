@@ -18,3 +18,11 @@ restore_models() {  # NAME...: the shipped models a recipe starts from, out of g
     [ -d "models/$name" ] || scripts/restore_model.sh "$name"
   done
 }
+
+choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble over the FOLDERs (each on DATA) by the
+  # default's rule: the mean of PublicTest aligned and on CROPS' plain crops, within four net passes per face
+  local name=$1 models=$2 data=$3 crops=$4 folder members=""
+  shift 4
+  for folder in "$@"; do members+="$folder=$data "; done
+  make ensemble MEMBERS="$members" ARGS="--raw $crops --max-passes 4" ENSEMBLE="$name" MODELS="$models"
+}
