@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ferlib import cli
 from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES
+from ferlib.ferplus import NotFerPlusError
 from preprocess.build import DataError, Settings, build
 from preprocess.fer_csv import NotFer2013Error
 from preprocess.folder import FolderOptions, build_folder
@@ -218,7 +219,7 @@ def run_build(
     """Build a dataset (csv or folder) and report it: its summary, "up to date", or one error line."""
     try:
         manifest = build_dataset()
-    except (NotFer2013Error, DataError) as error:
+    except (NotFer2013Error, NotFerPlusError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,11 +23,10 @@ import lmdb
 import numpy as np
 from tqdm import tqdm
 
-from ferlib import atomic, caffe_proto
+from ferlib import atomic, caffe_proto, ferplus
 from ferlib.dataset import LMDB_KEY, DatasetError, complete, file_sha256, lmdb_key, read_manifest, write_manifest
 from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
 from ferlib.lmdb_io import write_lmdb, write_vectors
-from preprocess import ferplus
 from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, read_rows
 
 FORMAT_VERSION = 1

@@ -278,13 +278,13 @@ def test_two_worker_processes_give_the_same_faces(tmp_path: Path) -> None:
     ],
 )
 def test_ferplus_majority_vote(votes: list[int], expected: int | str) -> None:
-    from preprocess.ferplus import majority
+    from ferlib.ferplus import majority
 
     assert majority(np.array(votes)) == expected
 
 
 def test_ferplus_labels_replace_fer2013s(tmp_path: Path) -> None:
-    from preprocess.ferplus import CLASSES, HEADER
+    from ferlib.ferplus import CLASSES, HEADER
 
     csv = tmp_path / "fer.csv"
     write_csv(csv, with_bad=False)

@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ferlib.dataset import complete as up_to_date
+from ferlib.ferplus import HEADER as FERPLUS_HEADER
 from ferlib.lmdb_io import read_lmdb
 from hostile import call, one_error_line, tree
 from preprocess.__main__ import main
 from preprocess.fer_csv import SIDE, BadRow, parse_line
-from preprocess.ferplus import HEADER as FERPLUS_HEADER
 from reference_images import lfw_face
 
 USAGES = ["Training"] * 14 + ["PublicTest"] * 7 + ["PrivateTest"] * 7

@@ -12,6 +12,7 @@ import pytest
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
 from ferlib.dataset import file_sha256
+from ferlib.ferplus import HEADER as FERPLUS_HEADER
 from ferlib.lmdb_io import read_vectors, write_lmdb
 from ferlib.model_folder import ModelFiles
 from hostile import call, one_error_line
@@ -125,3 +126,68 @@ def test_both_views_of_a_face_share_one_target(tmp_path: Path) -> None:
         assert np.array_equal(one, other)
         assert np.allclose(one, (probabilities[i] + probabilities[10 + i]) / 2, atol=1e-5)
     assert not np.allclose(probabilities[:10], probabilities[10:], atol=1e-3)  # the views did differ
+
+
+def crowd_csv(path: Path, rows: list[tuple[str, list[int]]]) -> Path:
+    """A fer2013new.csv: (Usage, ten vote counts in FER+'s column order) per FER2013 row."""
+    lines = [",".join(FERPLUS_HEADER)] + [
+        f"{usage},fer{i:07d}.png,{','.join(map(str, v))}" for i, (usage, v) in enumerate(rows)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_crowds_votes_become_soft_targets_over_fer2013s_classes(tmp_path: Path) -> None:
+    """FER+ counts votes as neutral, happiness, surprise, sadness, anger, disgust, fear,
+    contempt, unknown, not a face; the targets put them in FER2013's order without the last
+    three, and a face whose votes all fall there keeps its own label."""
+    data = dataset(tmp_path / "data")  # 20 faces, row i labelled i % 7
+    votes = [[0] * 10 for _ in range(20)]
+    for i in range(20):
+        votes[i][[4, 5, 6, 1, 3, 2, 0][i % 7]] = 6  # FER+'s column of FER2013 class i % 7: the crowd agrees
+        votes[i][1] += 4  # ... and four vote happiness
+    votes[3] = [0, 7, 0, 0, 0, 0, 0, 3, 0, 0]  # label Happy; contempt is no FER2013 class: Happy alone
+    votes[4] = [2, 0, 0, 0, 0, 0, 0, 0, 8, 0]  # label Sad; the crowd says neutral, with 8 unknown votes left out
+    votes[5] = [0, 0, 0, 0, 0, 0, 0, 4, 3, 3]  # contempt, unknown, not a face: the label, one-hot
+    csv = crowd_csv(tmp_path / "fer2013new.csv", [("Training", v) for v in votes] + [("PublicTest", [10] + [0] * 9)])
+    assert main(["--votes", str(csv), "--data", str(data), "--out", str(tmp_path / "t")]) == 0
+    keys, targets = read_vectors(tmp_path / "t")
+    assert keys == [f"{i:08d}_{i:05d}" for i in range(20)]
+    happy, sad, neutral = FER2013.index("Happy"), FER2013.index("Sad"), FER2013.index("Neutral")
+    assert np.allclose(targets[0], np.eye(7)[0] * 0.6 + np.eye(7)[happy] * 0.4)  # Angry 6, happiness 4
+    assert np.array_equal(targets[3], np.eye(7, dtype=np.float32)[happy])
+    assert np.array_equal(targets[4], np.eye(7, dtype=np.float32)[neutral]) and 4 % 7 == sad
+    assert np.array_equal(targets[5], np.eye(7, dtype=np.float32)[5 % 7])
+    made = json.loads((tmp_path / "t/teacher.json").read_text())
+    assert made["votes"] == {"file": "fer2013new.csv", "sha256": file_sha256(csv)} and "members" not in made
+    assert made["agreement"] == pytest.approx(np.mean(targets.argmax(axis=1) == np.arange(20) % 7))
+    assert made["agreement"] < 1  # row 4: the crowd's neutral, not the label
+
+
+def test_votes_for_another_csv_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = dataset(tmp_path / "data")
+    csv = crowd_csv(tmp_path / "new.csv", [("Training", [10] + [0] * 9)] * 12 + [("PrivateTest", [10] + [0] * 9)] * 8)
+    assert call(main, ["--votes", str(csv), "--data", str(data), "--out", str(tmp_path / "t")]) == 2
+    assert f"{csv}: line 14: 'PrivateTest' where" in one_error_line(capsys.readouterr().err)
+    short = crowd_csv(tmp_path / "short.csv", [("Training", [10] + [0] * 9)] * 5)
+    assert call(main, ["--votes", str(short), "--data", str(data), "--out", str(tmp_path / "t")]) == 2
+    assert f"{short}: line 7: 'no such row'" in one_error_line(capsys.readouterr().err)
+    assert call(main, ["--votes", str(csv), "--tta", "mirror", "--data", str(data), "--out", str(tmp_path / "t")]) == 2
+    assert "--tta" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_card_cites_the_crowds_votes(tmp_path: Path) -> None:
+    from train.ship import soft_targets_lines
+
+    data = dataset(tmp_path / "data")
+    csv = crowd_csv(tmp_path / "fer2013new.csv", [("Training", [10] + [0] * 9)] * 20)
+    assert main(["--votes", str(csv), "--data", str(data), "--out", str(tmp_path / "votes")]) == 0
+    soft = {"path": str(tmp_path / "votes"), "sha256": "abc", "weight": 0.5}
+    args, line, command = soft_targets_lines(soft, data, " DATA=data/fer2013-rawview")
+    assert args == " SOFT=runs/votes SOFT_WEIGHT=0.5"
+    assert command == (
+        ".venv/bin/python -m train.teacher --votes path/to/fer2013new.csv --data data/fer2013-rawview "
+        "--out runs/votes --temperature 1"
+    )
+    assert f"`fer2013new.csv` sha256 `{file_sha256(csv)}`" in line and "0.5 x the hard labels'" in line

@@ -198,9 +198,10 @@ def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str
 def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str, str, str]:
     """For a run on soft targets: its make arguments (SOFT=, SOFT_WEIGHT=), the card's line on
     the loss, and, when python -m train.teacher made the targets (its teacher.json, beside the
-    LMDB's files), the command that makes them again, else ''. Like the card's other lines, the
-    commands use the repository's own folders (data_arg: the card's DATA=, runs/<name>), not
-    the paths of the machine that trained."""
+    LMDB's files: models' probabilities or the FER+ crowd's votes), the command that makes
+    them again, else ''. Like the card's other lines, the commands use the repository's own
+    folders (data_arg: the card's DATA=, runs/<name>), not the paths of the machine that
+    trained."""
     path = Path(soft["path"])
     made_by = path / TEACHER_FILE
     teacher = json.loads(made_by.read_text()) if made_by.exists() else None
@@ -212,9 +213,19 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
         f"- Loss: {soft['weight']:g} x cross-entropy with the soft targets `{name}` (sha256 `{soft['sha256']}`, one "
         f"probability vector per training image) + {1 - soft['weight']:g} x the hard labels' (softmax loss)."
     )
-    command = ""
-    if teacher:
-        on_data = f" --data {data_arg.removeprefix(' DATA=')}" if data_arg else ""
+    command, on_data = "", f" --data {data_arg.removeprefix(' DATA=')}" if data_arg else ""
+    if teacher and "votes" in teacher:
+        command = (
+            f".venv/bin/python -m train.teacher --votes path/to/fer2013new.csv{on_data} --out {name} "
+            f"--temperature {teacher['temperature']:g}"
+        )
+        line += (
+            f" The targets are the FER+ crowd's votes on each training face (`{teacher['votes']['file']}` sha256 "
+            f"`{teacher['votes']['sha256']}`) over FER2013's seven classes, temperature "
+            f"{teacher['temperature']:g}; their most-voted class is the label for {teacher['agreement']:.4f} of "
+            "the training faces."
+        )
+    elif teacher:
         models = "".join(f" --model {member['folder']}" for member in teacher["members"])
         tta = f" --tta {teacher['tta']}" if teacher["tta"] != "none" else ""
         command = (

@@ -13,6 +13,13 @@ with the sha256 of its weights, and the augmentation, so that a model card train
 can cite them and make them again (make ship) after the ensemble folder has moved on to
 better members (a replaced caffemodel stays in git history under its sha256). The members
 can be given directly: --model a --model b --tta mirror averages two models.
+
+--votes fer2013new.csv is a teacher that no model of this project made: the FER+ crowd's ten
+votes on each FER2013 training face (joined by csv row), over FER2013's seven classes. Its
+targets make errors of their own, not a model's: the crowd's most-voted class is the
+FER2013 label for only about two faces in three, so with SOFT_WEIGHT <= 0.5 the label keeps
+at least half of each face's target and the votes spread the rest over the classes people
+took the face for.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ferlib import atomic, cli
+from ferlib import atomic, cli, ferplus
+from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
-from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row
+from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row, read_manifest
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles, is_ensemble, model_members
 
@@ -81,6 +89,29 @@ def teacher_targets(
     return keys, averaged.astype(np.float32), float(np.mean(averaged.argmax(axis=1) == truth))
 
 
+def vote_targets(votes: Path, data: Path) -> tuple[list[str], np.ndarray, float]:
+    """The LMDB keys, each training face's FER+ votes over FER2013's classes (its label,
+    one-hot, where the crowd gave those classes no vote) and how often the crowd's most-voted
+    class is the label. The keys name the faces' FER2013 csv rows, which fer2013new.csv
+    holds in the same order; a row that is not Training there means another file."""
+    manifest = read_manifest(data) or {}
+    if "folder" in manifest.get("input", {}) or classes(data) != FER2013:
+        raise DatasetError(f"{data}: --votes needs a dataset made from the FER2013 csv with its own labels")
+    crowd = [(usage, distribution) for usage, _, distribution in ferplus.read_labels(votes)]
+    keys, _, truth = read_lmdb(data / "train_lmdb")
+    targets = np.zeros((len(keys), len(FER2013)), np.float32)
+    for i, (key, label) in enumerate(zip(keys, truth)):
+        row = int(key_row(key))
+        usage, distribution = crowd[row] if row < len(crowd) else ("no such row", None)
+        if usage != "Training":
+            raise DatasetError(
+                f"{votes}: line {row + 2}: {usage!r} where {data}'s training face {key} expects Training"
+            )
+        seven = ferplus.as_fer2013(distribution)
+        targets[i] = seven if seven.any() else np.eye(len(FER2013), dtype=np.float32)[label]
+    return keys, targets, float(np.mean(targets.argmax(axis=1) == truth))
+
+
 def member_record(files: ModelFiles) -> dict[str, str]:
     """A member as teacher.json records it: its folder (relative to here when inside), its
     caffemodel's name and sha256."""
@@ -89,17 +120,23 @@ def member_record(files: ModelFiles) -> dict[str, str]:
     return {"folder": shown, "weights": files.weights.name, "sha256": file_sha256(files.weights)}
 
 
+def vote_record(votes: Path) -> dict[str, str]:
+    """The votes file as teacher.json records it: its name and sha256 (FER+'s fer2013new.csv)."""
+    return {"file": votes.name, "sha256": file_sha256(votes)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(
         prog="python -m train.teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
+    teacher = parser.add_mutually_exclusive_group(required=True)
+    teacher.add_argument(
         "--model",
         type=Path,
         action="append",
-        required=True,
         help="the teacher: a model or ensemble folder; more than once: models to average",
     )
+    teacher.add_argument("--votes", type=Path, help="the teacher: the FER+ crowd's votes, fer2013new.csv")
     parser.add_argument(
         "--tta", choices=TTA_MODES, help="test-time augmentation of every member (default: the ensemble's own, or none)"
     )
@@ -109,19 +146,27 @@ def main(argv: list[str] | None = None) -> int:
         "--temperature", type=cli.number(0.1, 100), default=1.0, help="soften the targets, T > 1 (default: 1)"
     )
     args = parser.parse_args(argv)
+    if args.votes and args.tta:
+        parser.error("--tta: the crowd's votes see no pictures; give it with --model")
     try:
-        folders, tta = teacher_members(args.model, args.tta)
-        members = [ModelFiles.from_dir(folder) for folder in folders]
-        keys, targets, accuracy = teacher_targets(members, tta, args.data, args.temperature)
-    except (ModelError, DatasetError, FileNotFoundError) as error:
+        if args.votes:
+            keys, targets, accuracy = vote_targets(args.votes, args.data)
+            if args.temperature != 1:  # soften() would also lift the crowd's zeros off zero
+                targets = soften(targets, args.temperature).astype(np.float32)
+            source = {"votes": vote_record(args.votes)}
+        else:
+            folders, tta = teacher_members(args.model, args.tta)
+            members = [ModelFiles.from_dir(folder) for folder in folders]
+            keys, targets, accuracy = teacher_targets(members, tta, args.data, args.temperature)
+            source = {"members": [member_record(files) for files in members], "tta": tta}
+    except (ModelError, DatasetError, ferplus.NotFerPlusError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    models = " ".join(f"--model {model}" for model in args.model)
+    given = f"--votes {args.votes}" if args.votes else " ".join(f"--model {model}" for model in args.model)
     made = {
-        "command": f"python -m train.teacher {models}{f' --tta {args.tta}' if args.tta else ''} --data {args.data} "
+        "command": f"python -m train.teacher {given}{f' --tta {args.tta}' if args.tta else ''} --data {args.data} "
         f"--out {args.out} --temperature {args.temperature:g}",
-        "members": [member_record(files) for files in members],
-        "tta": tta,
+        **source,
         "temperature": args.temperature,
         "agreement": accuracy,
     }

@@ -4,7 +4,8 @@ fer2013new.csv has the same rows in the same order as fer2013.csv. A row's label
 majority vote as FER+'s own "majority" mode takes it: single votes are dropped as outliers,
 and the winning category must hold more than half of the remaining votes. Rows whose
 winner is "unknown" or "not a face", rows without a majority, and the rows FER+ leaves out
-(no image name) get no label.
+(no image name) get no label. preprocess reads them for LABELS=ferplus datasets; train.teacher
+reads the votes as soft targets for FER2013's own labels (as_fer2013).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferlib.classes import FERPLUS
-from preprocess.fer_csv import NotFer2013Error
+from ferlib.classes import FER2013, FERPLUS
 
 HEADER = [
     "Usage",
@@ -33,6 +33,10 @@ HEADER = [
     "NF",
 ]
 CLASSES = FERPLUS
+
+
+class NotFerPlusError(Exception):
+    """The file is not a FER+ csv (wrong header, fields or vote counts, not text)."""
 
 
 def majority(votes: np.ndarray) -> int | str:
@@ -58,20 +62,28 @@ def distribution(votes: np.ndarray) -> np.ndarray:
 
 def read_labels(path: Path) -> Iterator[tuple[str, int | str, np.ndarray]]:
     """(Usage, label or reason, vote distribution) for each row of fer2013new.csv, in file
-    order; NotFer2013Error naming the line for anything that is not such a file."""
+    order; NotFerPlusError naming the line for anything that is not such a file."""
     line = 1
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header != HEADER:
-                raise NotFer2013Error(f"{path}: line 1: expected the FER+ header {','.join(HEADER)!r}")
+                raise NotFerPlusError(f"{path}: line 1: expected the FER+ header {','.join(HEADER)!r}")
             for line, row in enumerate(reader, start=2):
                 if len(row) != len(HEADER):
-                    raise NotFer2013Error(f"{path}: line {line}: expected {len(HEADER)} fields, found {len(row)}")
+                    raise NotFerPlusError(f"{path}: line {line}: expected {len(HEADER)} fields, found {len(row)}")
                 if not all(v.isascii() and v.isdigit() and len(v) <= 3 for v in row[2:]):
-                    raise NotFer2013Error(f"{path}: line {line}: vote counts must be integers 0-999")
+                    raise NotFerPlusError(f"{path}: line {line}: vote counts must be integers 0-999")
                 votes = np.array([int(v) for v in row[2:]])
                 yield row[0], (majority(votes) if row[1] else "left out by FER+"), distribution(votes)
     except (UnicodeDecodeError, csv.Error) as error:
-        raise NotFer2013Error(f"{path}: line {line + 1}: not a FER+ csv ({error})") from error
+        raise NotFerPlusError(f"{path}: line {line + 1}: not a FER+ csv ({error})") from error
+
+
+def as_fer2013(distribution: np.ndarray) -> np.ndarray:
+    """A vote distribution over FER2013's seven classes, in FER2013's order: contempt, which
+    FER2013 has no class for, is left out and the rest renormalised; all zeros where no
+    vote is left."""
+    seven = distribution[[CLASSES.index(name) for name in FER2013]].astype(np.float32)
+    return seven / seven.sum() if seven.sum() else seven
