@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Members and students that learn other targets than the teacher of experiments/fer2013_raw_view.sh
+# (docs/results.md, "Members that learn other targets"). Each new model goes to $RUNS, and
+# `make ensemble` chooses by the default's rule (choose_on_both_paths) among it and the
+# default's two members, into $RUNS, not over the default:
+# - the labels alone: the reference net from random weights, 60 epochs of both views, SEED=4,
+#   beside its teacher-trained sibling from experiments/fer2013_scratch_members.sh;
+# - the FER+ crowd's votes (python -m train.teacher --votes) at SOFT_WEIGHT=0.5, so that the
+#   FER2013 label keeps at least half of every target, in fer2013_vgg_rawview_seed2's recipe
+#   with only the targets changed (fer_vgg from fer2013_vgg_warm, 10 epochs, SEED=2).
+# Run experiments/fer2013_raw_view.sh and experiments/fer2013_scratch_members.sh first (their
+# datasets and fer2013_reference_scratch). About 1 h 20 min + 35 min on 2 cores with AVX2
+# (two threads), then 10 min per choice; make train resumes.
+#
+#   FER2013=path/to/fer2013.csv.gz FERPLUS=path/to/fer2013new.csv RUNS=/somewhere/runs \
+#     bash experiments/fer2013_other_targets.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
+DATA=${DATA:-data/fer2013-rawview}
+CROPS=${CROPS:-data/fer2013-plain}
+FERPLUS=${FERPLUS:-../shared/data/fer2013new.csv}
+VOTES=${VOTES:-$RUNS/teacher-votes}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+default=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill)
+
+train_and_ship fer2013_reference_labels "$RUNS" NET=fer_reference EPOCHS=60 SEED=4 DATA="$DATA" RUNS="$RUNS"
+choose_on_both_paths fer2013_ensemble_labels "$RUNS" "$DATA" "$CROPS" "${default[@]}" \
+  "$RUNS/fer2013_reference_labels" "$RUNS/fer2013_reference_scratch"
+
+restore_models fer2013_vgg_warm
+[ -f "$VOTES/teacher.json" ] || .venv/bin/python -m train.teacher --votes "$FERPLUS" --data "$DATA" --out "$VOTES"
+train_and_ship fer2013_vgg_rawview_votes "$RUNS" NET=fer_vgg EPOCHS=10 \
+  WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SEED=2 SOFT="$(realpath "$VOTES")" SOFT_WEIGHT=0.5 \
+  DATA="$DATA" RUNS="$RUNS"
+choose_on_both_paths fer2013_ensemble_votes "$RUNS" "$DATA" "$CROPS" "${default[@]}" "$RUNS/fer2013_vgg_rawview_votes"
