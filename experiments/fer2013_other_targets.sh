@@ -7,10 +7,12 @@
 #   beside its teacher-trained sibling from experiments/fer2013_scratch_members.sh;
 # - the FER+ crowd's votes (python -m train.teacher --votes) at SOFT_WEIGHT=0.5, so that the
 #   FER2013 label keeps at least half of every target, in fer2013_vgg_rawview_seed2's recipe
-#   with only the targets changed (fer_vgg from fer2013_vgg_warm, 10 epochs, SEED=2).
+#   with only the targets changed (fer_vgg from fer2013_vgg_warm, 10 epochs, SEED=2);
+# - in the same recipe, the first teacher softened (T = 2) and the shipped default as teacher
+#   (a second generation), side by side with one thread each (about 1 h).
 # Run experiments/fer2013_raw_view.sh and experiments/fer2013_scratch_members.sh first (their
-# datasets and fer2013_reference_scratch). About 1 h 20 min + 35 min on 2 cores with AVX2
-# (two threads), then 10 min per choice; make train resumes.
+# datasets, teacher and fer2013_reference_scratch). About 1 h 20 min + 35 min + 1 h on 2
+# cores with AVX2, then 10 min per choice; make train resumes.
 #
 #   FER2013=path/to/fer2013.csv.gz FERPLUS=path/to/fer2013new.csv RUNS=/somewhere/runs \
 #     bash experiments/fer2013_other_targets.sh
@@ -34,3 +36,23 @@ train_and_ship fer2013_vgg_rawview_votes "$RUNS" NET=fer_vgg EPOCHS=10 \
   WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SEED=2 SOFT="$(realpath "$VOTES")" SOFT_WEIGHT=0.5 \
   DATA="$DATA" RUNS="$RUNS"
 choose_on_both_paths fer2013_ensemble_votes "$RUNS" "$DATA" "$CROPS" "${default[@]}" "$RUNS/fer2013_vgg_rawview_votes"
+
+softer=$RUNS/teacher2v-t2 second=$RUNS/teacher-gen2
+restore_models fer2013_reference150
+[ -f "$softer/teacher.json" ] || .venv/bin/python -m train.teacher --model models/fer2013_vgg_warm \
+  --model models/fer2013_reference150 --tta mirror --data "$DATA" --out "$softer" --temperature 2
+[ -f "$second/teacher.json" ] || .venv/bin/python -m train.teacher --model models/fer2013_ensemble --data "$DATA" \
+  --out "$second"
+student() {  # NAME TARGETS: fer2013_vgg_rawview_seed2's recipe on other targets, into $RUNS
+  OMP_NUM_THREADS=1 train_and_ship "$1" "$RUNS" NET=fer_vgg EPOCHS=10 \
+    WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SEED=2 SOFT="$(realpath "$2")" SOFT_WEIGHT=0.7 \
+    DATA="$DATA" RUNS="$RUNS"
+}
+student fer2013_vgg_rawview_t2 "$softer" &
+first=$!
+student fer2013_vgg_rawview_gen2 "$second" &
+last=$!
+wait "$first"  # one that fails stops the script (set -e)
+wait "$last"
+choose_on_both_paths fer2013_ensemble_teachers "$RUNS" "$DATA" "$CROPS" "${default[@]}" \
+  "$RUNS/fer2013_vgg_rawview_t2" "$RUNS/fer2013_vgg_rawview_gen2"
