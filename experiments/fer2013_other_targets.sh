@@ -25,6 +25,10 @@ FERPLUS=${FERPLUS:-../shared/data/fer2013new.csv}
 VOTES=${VOTES:-$RUNS/teacher-votes}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 default=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill)
+student() {  # NAME TARGETS WEIGHT: fer2013_vgg_rawview_seed2's recipe on other soft targets, into $RUNS
+  train_and_ship "$1" "$RUNS" NET=fer_vgg EPOCHS=10 WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel \
+    SEED=2 SOFT="$(realpath "$2")" SOFT_WEIGHT="$3" DATA="$DATA" RUNS="$RUNS"
+}
 
 train_and_ship fer2013_reference_labels "$RUNS" NET=fer_reference EPOCHS=60 SEED=4 DATA="$DATA" RUNS="$RUNS"
 choose_on_both_paths fer2013_ensemble_labels "$RUNS" "$DATA" "$CROPS" "${default[@]}" \
@@ -32,9 +36,7 @@ choose_on_both_paths fer2013_ensemble_labels "$RUNS" "$DATA" "$CROPS" "${default
 
 restore_models fer2013_vgg_warm
 [ -f "$VOTES/teacher.json" ] || .venv/bin/python -m train.teacher --votes "$FERPLUS" --data "$DATA" --out "$VOTES"
-train_and_ship fer2013_vgg_rawview_votes "$RUNS" NET=fer_vgg EPOCHS=10 \
-  WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SEED=2 SOFT="$(realpath "$VOTES")" SOFT_WEIGHT=0.5 \
-  DATA="$DATA" RUNS="$RUNS"
+student fer2013_vgg_rawview_votes "$VOTES" 0.5
 choose_on_both_paths fer2013_ensemble_votes "$RUNS" "$DATA" "$CROPS" "${default[@]}" "$RUNS/fer2013_vgg_rawview_votes"
 
 softer=$RUNS/teacher2v-t2 second=$RUNS/teacher-gen2
@@ -43,14 +45,9 @@ restore_models fer2013_reference150
   --model models/fer2013_reference150 --tta mirror --data "$DATA" --out "$softer" --temperature 2
 [ -f "$second/teacher.json" ] || .venv/bin/python -m train.teacher --model models/fer2013_ensemble --data "$DATA" \
   --out "$second"
-student() {  # NAME TARGETS: fer2013_vgg_rawview_seed2's recipe on other targets, into $RUNS
-  OMP_NUM_THREADS=1 train_and_ship "$1" "$RUNS" NET=fer_vgg EPOCHS=10 \
-    WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SEED=2 SOFT="$(realpath "$2")" SOFT_WEIGHT=0.7 \
-    DATA="$DATA" RUNS="$RUNS"
-}
-student fer2013_vgg_rawview_t2 "$softer" &
+OMP_NUM_THREADS=1 student fer2013_vgg_rawview_t2 "$softer" 0.7 &
 first=$!
-student fer2013_vgg_rawview_gen2 "$second" &
+OMP_NUM_THREADS=1 student fer2013_vgg_rawview_gen2 "$second" 0.7 &
 last=$!
 wait "$first"  # one that fails stops the script (set -e)
 wait "$last"

@@ -213,30 +213,30 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
         f"- Loss: {soft['weight']:g} x cross-entropy with the soft targets `{name}` (sha256 `{soft['sha256']}`, one "
         f"probability vector per training image) + {1 - soft['weight']:g} x the hard labels' (softmax loss)."
     )
-    command, on_data = "", f" --data {data_arg.removeprefix(' DATA=')}" if data_arg else ""
-    if teacher and "votes" in teacher:
+    command = ""
+    if teacher:
+        if "votes" in teacher:
+            given = " --votes path/to/fer2013new.csv"
+            line += (
+                f" The targets are the FER+ crowd's votes on each training face (`{teacher['votes']['file']}` "
+                f"sha256 `{teacher['votes']['sha256']}`) over FER2013's seven classes, temperature "
+                f"{teacher['temperature']:g}; their most-voted class is the label for {teacher['agreement']:.4f} "
+                "of the training faces."
+            )
+        else:
+            tta = f" --tta {teacher['tta']}" if teacher["tta"] != "none" else ""
+            given = "".join(f" --model {member['folder']}" for member in teacher["members"]) + tta
+            members = ", ".join(
+                f"`{m['folder']}` (`{m['weights']}` sha256 `{m['sha256']}`)" for m in teacher["members"]
+            )
+            line += (
+                f" The targets are a teacher's probabilities on the training faces: the average of {members}, "
+                f"TTA {teacher['tta']}, temperature {teacher['temperature']:g}; it agrees with "
+                f"{teacher['agreement']:.4f} of the training labels."
+            )
+        on_data = f" --data {data_arg.removeprefix(' DATA=')}" if data_arg else ""
         command = (
-            f".venv/bin/python -m train.teacher --votes path/to/fer2013new.csv{on_data} --out {name} "
-            f"--temperature {teacher['temperature']:g}"
-        )
-        line += (
-            f" The targets are the FER+ crowd's votes on each training face (`{teacher['votes']['file']}` sha256 "
-            f"`{teacher['votes']['sha256']}`) over FER2013's seven classes, temperature "
-            f"{teacher['temperature']:g}; their most-voted class is the label for {teacher['agreement']:.4f} of "
-            "the training faces."
-        )
-    elif teacher:
-        models = "".join(f" --model {member['folder']}" for member in teacher["members"])
-        tta = f" --tta {teacher['tta']}" if teacher["tta"] != "none" else ""
-        command = (
-            f".venv/bin/python -m train.teacher{models}{tta}{on_data} --out {name} "
-            f"--temperature {teacher['temperature']:g}"
-        )
-        members = ", ".join(f"`{m['folder']}` (`{m['weights']}` sha256 `{m['sha256']}`)" for m in teacher["members"])
-        line += (
-            f" The targets are a teacher's probabilities on the training faces: the average of {members}, "
-            f"TTA {teacher['tta']}, temperature {teacher['temperature']:g}; it agrees with "
-            f"{teacher['agreement']:.4f} of the training labels."
+            f".venv/bin/python -m train.teacher{given}{on_data} --out {name} --temperature {teacher['temperature']:g}"
         )
     return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, command
 
