@@ -26,6 +26,7 @@ from train.run import ROOT, TrainError, caffe_pb2, train, write_net, write_solve
 from train.schedule import Schedule, exact_test_batch
 
 FIXTURES = Path(__file__).parent / "fixtures"
+NETS = sorted(folder.parent.name for folder in (ROOT / "prototxt").glob("*/train_val.prototxt"))  # every net shipped
 
 TINY_TRAIN_VAL = """name: "tiny"
 layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
@@ -314,10 +315,8 @@ def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureF
     assert "not a complete preprocessed dataset" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("net_name", "logits", "hidden"), [("fer_reference", "fc3", "fc1"), ("fer_vgg", "fc6", "fc5")])
-def test_deploy_computes_what_train_val_computes(
-    tmp_path: Path, net_name: str, logits: str, hidden: str, pycaffe: object
-) -> None:
+@pytest.mark.parametrize("net_name", NETS)
+def test_deploy_computes_what_train_val_computes(tmp_path: Path, net_name: str, pycaffe: object) -> None:
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -330,6 +329,8 @@ def test_deploy_computes_what_train_val_computes(
     full = pycaffe.Net(str(tmp_path / "tv.prototxt"), pycaffe.TEST)
     deploy = pycaffe.Net(str(ROOT / f"prototxt/{net_name}/deploy.prototxt"), pycaffe.TEST)
     assert list(full.params) == list(deploy.params)
+    layers = text_format.Parse((ROOT / f"prototxt/{net_name}/deploy.prototxt").read_text(), caffe_pb2().NetParameter())
+    *_, hidden, logits = [layer.name for layer in layers.layer if layer.type == "InnerProduct"]
     for name, params in full.params.items():
         for i, param in enumerate(params):
             if name.endswith("/bn"):  # moving mean, moving variance, scale factor
@@ -344,6 +345,40 @@ def test_deploy_computes_what_train_val_computes(
     softmax /= softmax.sum(axis=1, keepdims=True)
     assert np.allclose(prob, softmax, atol=1e-6)
     assert deploy.blobs[hidden].data.min() >= 0  # the ReLU after the hidden fully connected layer is there
+
+
+@pytest.mark.parametrize("net_name", NETS)
+def test_every_net_learns_a_small_batch(tmp_path: Path, net_name: str, pycaffe: object) -> None:
+    """The net as train_val.prototxt wires it (batch normalisation, dropout, random crops and
+    mirrors) learns, and passes gradients to every layer: on 16 faces whose label is which half,
+    top or bottom, is brighter (mirroring keeps it), 12 SGD steps bring the loss far below chance
+    and change every layer's parameters."""
+    data = tmp_path / "data"
+    data.mkdir()
+    images, labels = synthetic_images(16, size=48)
+    images = np.ascontiguousarray(images.transpose(0, 2, 1))
+    for name in ("train_lmdb", "val_lmdb"):
+        write_lmdb(data / name, ((f"{i:08d}", im, lab) for i, (im, lab) in enumerate(zip(images, labels))))
+    (data / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(images.mean(axis=0)[None].astype(np.float32)))
+    write_net(ROOT / f"prototxt/{net_name}/train_val.prototxt", tmp_path / "tv.prototxt", data, 16, classes=2)
+    net = text_format.Parse((tmp_path / "tv.prototxt").read_text(), caffe_pb2().NetParameter())
+    for layer in net.layer:
+        if layer.type == "Data":
+            layer.data_param.batch_size = 16
+    (tmp_path / "tv.prototxt").write_text(text_format.MessageToString(net))
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path / "tv.prototxt"}"\nbase_lr: 0.01\nlr_policy: "fixed"\nmomentum: 0.9\n'
+        "weight_decay: 0.0005\nsolver_mode: CPU\nrandom_seed: 1\n"
+    )
+    solver = pycaffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+    start = {name: [blob.data.copy() for blob in blobs] for name, blobs in solver.net.params.items()}
+    losses = []
+    for _ in range(12):
+        solver.step(1)
+        losses.append(float(solver.net.blobs["loss"].data))
+    assert max(losses[-4:]) < 0.2  # chance is ln 2 = 0.69
+    unchanged = [name for name, blobs in solver.net.params.items() if np.array_equal(blobs[0].data, start[name][0])]
+    assert not unchanged
 
 
 def known_model(folder: Path, mean: float) -> Path:
@@ -460,7 +495,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600
 
 
-@pytest.mark.parametrize("net_name", ["fer_reference", "fer_vgg"])
+@pytest.mark.parametrize("net_name", NETS)
 def test_the_number_of_classes_follows_the_data(tmp_path: Path, net_name: str, pycaffe: object) -> None:
     from train.run import write_deploy
 
