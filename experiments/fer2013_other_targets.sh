@@ -18,7 +18,7 @@
 #     bash experiments/fer2013_other_targets.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
+source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths, side_by_side
 DATA=${DATA:-data/fer2013-rawview}
 CROPS=${CROPS:-data/fer2013-plain}
 FERPLUS=${FERPLUS:-../shared/data/fer2013new.csv}
@@ -45,11 +45,6 @@ restore_models fer2013_reference150
   --model models/fer2013_reference150 --tta mirror --data "$DATA" --out "$softer" --temperature 2
 [ -f "$second/teacher.json" ] || .venv/bin/python -m train.teacher --model models/fer2013_ensemble --data "$DATA" \
   --out "$second"
-OMP_NUM_THREADS=1 student fer2013_vgg_rawview_t2 "$softer" 0.7 &
-first=$!
-OMP_NUM_THREADS=1 student fer2013_vgg_rawview_gen2 "$second" 0.7 &
-last=$!
-wait "$first"  # one that fails stops the script (set -e)
-wait "$last"
+side_by_side "student fer2013_vgg_rawview_t2 $softer 0.7" "student fer2013_vgg_rawview_gen2 $second 0.7"
 choose_on_both_paths fer2013_ensemble_teachers "$RUNS" "$DATA" "$CROPS" "${default[@]}" \
   "$RUNS/fer2013_vgg_rawview_t2" "$RUNS/fer2013_vgg_rawview_gen2"

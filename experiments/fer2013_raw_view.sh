@@ -16,7 +16,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
+source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths, side_by_side
 DATA=${DATA:-data/fer2013-rawview}
 CROPS=${CROPS:-data/fer2013-plain}  # the same images unaligned: the --raw path's faces
 TEACHER=${TEACHER:-$RUNS/teacher2v}
@@ -31,16 +31,10 @@ student() {  # NAME NET EPOCHS PARENT [SEED=n]: train, evaluate and ship one stu
   train_and_ship "$1" models NET="$2" EPOCHS="$3" WEIGHTS="models/$4/$4.caffemodel" \
     SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS" "${@:5}"
 }
-pair() {  # two students side by side, one thread each; one that fails stops the script (set -e)
-  OMP_NUM_THREADS=1 student $1 &
-  local first=$!
-  OMP_NUM_THREADS=1 student $2 &
-  local second=$!
-  wait "$first"
-  wait "$second"
-}
-pair "fer2013_vgg_rawview fer_vgg 10 fer2013_vgg_warm" "fer2013_reference_rawview fer_reference 20 fer2013_reference150"
-pair "fer2013_vgg_rawview_seed2 fer_vgg 10 fer2013_vgg_warm SEED=2" "fer2013_vgg_rawview_distill fer_vgg 10 fer2013_vgg_distill"
+side_by_side "student fer2013_vgg_rawview fer_vgg 10 fer2013_vgg_warm" \
+  "student fer2013_reference_rawview fer_reference 20 fer2013_reference150"
+side_by_side "student fer2013_vgg_rawview_seed2 fer_vgg 10 fer2013_vgg_warm SEED=2" \
+  "student fer2013_vgg_rawview_distill fer_vgg 10 fer2013_vgg_distill"
 
 candidates=(fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill fer2013_vgg_rawview fer2013_reference_rawview
   fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill)

@@ -26,3 +26,13 @@ choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble 
   for folder in "$@"; do members+="$folder=$data "; done
   make ensemble MEMBERS="$members" ARGS="--raw $crops --max-passes 4" ENSEMBLE="$name" MODELS="$models"
 }
+
+side_by_side() {  # "FUNCTION ARG..." "FUNCTION ARG...": two runs at once, one thread each (on 2 cores this trains
+  # both in about the time of one with two threads each, after the other); one that fails stops the script (set -e)
+  OMP_NUM_THREADS=1 $1 &
+  local first=$!
+  OMP_NUM_THREADS=1 $2 &
+  local second=$!
+  wait "$first"
+  wait "$second"
+}

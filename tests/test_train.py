@@ -445,6 +445,31 @@ def test_log_parser_on_a_recorded_caffe_log() -> None:
     assert log.iterations_per_second() > 0
 
 
+def test_compare_draws_runs_side_by_side_and_names_a_folder_that_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from train.compare import main
+
+    recorded = (FIXTURES / "caffe_train.log").read_text()
+    best = max(out["accuracy"] for _, out in caffe_log.parse(recorded).test)
+    for name, epoch_iters in (("a", 4), ("b", 8)):  # the same log read as 12 epochs and as 6
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "caffe.log").write_text(recorded)
+        (tmp_path / name / "run.json").write_text(json.dumps({"schedule": {"epoch_iters": epoch_iters}}))
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("a: 12.0 epochs, PublicTest last") and f"best {best:.4f}" in lines[0]
+    assert lines[1].startswith("b: 6.0 epochs")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "d").mkdir()
+    assert main([str(tmp_path / "a"), str(tmp_path / "d"), "--out", str(tmp_path / "e.png")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'd'}: not a training run (expected run.json and caffe.log from make train)"
+    )
+    assert not (tmp_path / "e.png").exists()
+
+
 def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_tool: str) -> None:
     from train.ship import ship, training_seconds
 
