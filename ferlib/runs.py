@@ -17,15 +17,18 @@ def run_name(
     soft: Path | None = None,
     soft_weight: float = SOFT_WEIGHT,
     base_lr: float | None = None,
+    lr_policy: str | None = None,
 ) -> str:
     """<net>-e<epochs>, plus -aug-<augmentation name> when training images are augmented,
     -soft-<targets name>-w<weight> with soft targets, -from-<weights file name> for a warm start,
-    -lr<rate> for a learning rate and -seed<n> for a seed of the user's: two runs that differ in
-    any of these never share a folder (a resumed run would otherwise continue the other one)."""
+    -lr<rate> for a learning rate, -<policy> for a learning rate policy other than multistep and
+    -seed<n> for a seed of the user's: two runs that differ in any of these never share a folder
+    (a resumed run would otherwise continue the other one)."""
     augmented = f"-aug-{Path(augment).stem}" if augment else ""
     augmented += f"-soft-{Path(soft).name}-w{soft_weight:g}" if soft else ""
     start = f"-from-{Path(weights).stem}" if weights else ""
     start += f"-lr{base_lr:g}" if base_lr is not None else ""
+    start += f"-{lr_policy}" if lr_policy not in (None, "multistep") else ""
     seeded = f"-seed{seed}" if seed is not None else ""
     return f"{Path(net).name}-e{epochs:g}{augmented}{start}{seeded}"
 
@@ -33,9 +36,10 @@ def run_name(
 if (
     __name__ == "__main__"
 ):  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=x] [SOFT=y] [SOFT_WEIGHT=w] [LR=r]
+    # [LR_POLICY=p]
     import sys
 
-    options = ("SEED=", "AUGMENT=", "SOFT=", "SOFT_WEIGHT=", "LR=")
+    options = ("SEED=", "AUGMENT=", "SOFT=", "SOFT_WEIGHT=", "LR=", "LR_POLICY=")
     given = sys.argv[3:]
     named = dict(a.split("=", 1) for a in given if a.startswith(options))
     weights = [a for a in given if not a.startswith(options)]
@@ -45,5 +49,15 @@ if (
     base_lr = float(named["LR"]) if "LR" in named else None
     weights_file = Path(weights[0]) if weights else None
     print(
-        run_name(sys.argv[1], float(sys.argv[2]), weights_file, seed, named.get("AUGMENT"), soft, soft_weight, base_lr)
+        run_name(
+            sys.argv[1],
+            float(sys.argv[2]),
+            weights_file,
+            seed,
+            named.get("AUGMENT"),
+            soft,
+            soft_weight,
+            base_lr,
+            named.get("LR_POLICY"),
+        )
     )

@@ -117,13 +117,51 @@ def test_written_solver_and_net_follow_the_data(tmp_path: Path, pycaffe: object)
     assert solver.max_iter == 156 and list(solver.stepvalue) == [94, 133]
     assert list(solver.test_iter) == [2] and solver.test_interval == 16
     assert solver.base_lr == pytest.approx(0.01) and solver.lr_policy == "multistep"
+    poly = Schedule(epochs=10, batch_size=64, train_size=1000, val_size=30, test_batch=15, policy="poly")
+    write_solver(
+        ROOT / "prototxt/fer_reference/solver.prototxt",
+        tmp_path / "p.prototxt",
+        tmp_path / "tv.prototxt",
+        poly,
+        tmp_path,
+    )
+    solver = text_format.Parse((tmp_path / "p.prototxt").read_text(), pb2.SolverParameter())
+    assert solver.lr_policy == "poly" and solver.power == 1 and not solver.stepvalue and solver.max_iter == 156
+    how = recipe_of(tmp_path, "p.prototxt")
+    assert "base_lr 0.01, x (1 - iteration / 156)^1 (poly)" in how
+    assert "base_lr 0.01, x0.1 at iterations 94 (60%) and 133 (85%)" in recipe_of(tmp_path, "s.prototxt")
 
 
-def test_training_a_tiny_net_lowers_the_loss(tmp_path: Path, caffe_tool: str) -> None:
+def recipe_of(folder: Path, solver: str) -> str:
+    """What a model card says of the solver in folder/solver, with the nets beside it."""
+    from train.ship import recipe
+
+    run = folder / f"run-{solver}"
+    run.mkdir()
+    shutil.copy(folder / solver, run / "solver.prototxt")
+    shutil.copy(folder / "tv.prototxt", run / "train_val.prototxt")
+    shutil.copy(ROOT / "prototxt/fer_reference/deploy.prototxt", run / "deploy.prototxt")
+    return recipe(run)["solver"]
+
+
+def test_a_run_keeps_its_learning_rate_policy(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data")
     net = make_tiny_net(tmp_path / "tiny")
-    info = train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
-    assert info["status"] == "done"
+    (tmp_path / "runs/r").mkdir(parents=True)
+    (tmp_path / "runs/r/run.json").write_text(json.dumps({"net": "tiny", "schedule": {"epochs": 4}}))
+    with pytest.raises(TrainError, match="runs the multistep learning rate policy, not poly: choose another RUN"):
+        train(str(net), data, tmp_path / "runs", "r", epochs=4, caffe=sys.executable, lr_policy="poly")
+
+
+@pytest.mark.parametrize("policy", ["multistep", "poly"])
+def test_training_a_tiny_net_lowers_the_loss(tmp_path: Path, caffe_tool: str, policy: str) -> None:
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    info = train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool, lr_policy=policy)
+    assert info["status"] == "done" and info["schedule"]["policy"] == policy
+    rates = dict(caffe_log.parse((tmp_path / "runs/r/caffe.log").read_text()).lr)
+    expected = {"multistep": {0: 0.05, 30: 0.005, 47: 0.0005}, "poly": {0: 0.05, 24: 0.025, 47: 0.05 / 48}}
+    assert {i: rates[i] for i in expected[policy]} == pytest.approx(expected[policy], rel=1e-5)  # as logged
     assert info["final"]["iteration"] == 48
     log = caffe_log.parse((tmp_path / "runs/r/caffe.log").read_text())
     losses = [loss for _, loss in log.train]
@@ -303,6 +341,10 @@ def test_run_names_say_how_a_run_differs_from_the_default() -> None:
     command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "6", "models/m/m.caffemodel", "LR=0.001"]
     named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     assert named == "fer_vgg-e6-from-m-lr0.001"
+    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "10", "LR_POLICY=poly", "SEED=2"]
+    named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert named == "fer_vgg-e10-poly-seed2"
+    assert run_name("fer_vgg", 10, lr_policy="multistep") == "fer_vgg-e10"
     assert run_name("fer_vgg", 30, soft=Path("t")) == "fer_vgg-e30-soft-t-w0.5"
     assert run_name("fer_vgg", 36) == "fer_vgg-e36"
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from ferlib import cli
 from ferlib.runs import SOFT_WEIGHT, run_name
 from train.run import TrainError, train
+from train.schedule import POLICIES
 
 EPILOG = """\
 The run folder RUNS/RUN holds the exact solver.prototxt and train_val.prototxt used (data
-paths, max_iter, stepvalue at 60% and 85%, test_iter covering the validation set exactly,
-all computed from the LMDB sizes and --epochs), deploy.prototxt, caffe.log, snapshots/ and
-run.json. Ctrl-C (or kill) makes Caffe write a snapshot and stop; the same command resumes
+paths, max_iter, stepvalue at 60% and 85% for multistep, test_iter covering the validation
+set exactly, all computed from the LMDB sizes and --epochs), deploy.prototxt, caffe.log,
+snapshots/ and run.json. Ctrl-C (or kill) makes Caffe write a snapshot and stop; the same command resumes
 from the newest .solverstate. Long runs: nohup make train ... > train.log 2>&1 &
 """
 
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     parser.add_argument(
         "--run",
-        help="run name (default: <net>-e<epochs>, + -aug-, -soft-, -from-, -lr, -seed parts for the options given)",
+        help="run name (default: <net>-e<epochs>, + -aug-, -soft-, -from-, -lr, -poly, -seed parts for the options "
+        "given)",
     )
     parser.add_argument(
         "--weights",
@@ -56,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         type=cli.number(1e-8, 10),
         help="the solver's base learning rate (default: the net's solver.prototxt, 0.01); fine-tuning "
         "from --weights usually wants a tenth of it",
+    )
+    parser.add_argument(
+        "--lr-policy",
+        choices=POLICIES,
+        default="multistep",
+        help="how the learning rate falls: multistep divides it by 10 at 60%% and 85%% of training (the "
+        "reference's), poly takes it down in a straight line to 0 (default: %(default)s)",
     )
     parser.add_argument(
         "--augment",
@@ -87,7 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no caffe tool at {args.caffe}: run 'make install'", file=sys.stderr)
         return 2
     run = args.run or run_name(
-        args.net, args.epochs, args.weights, args.seed, args.augment, args.soft, args.soft_weight, args.base_lr
+        args.net,
+        args.epochs,
+        args.weights,
+        args.seed,
+        args.augment,
+        args.soft,
+        args.soft_weight,
+        args.base_lr,
+        args.lr_policy,
     )
     try:
         info = train(
@@ -103,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             args.base_lr,
             args.soft,
             args.soft_weight,
+            args.lr_policy,
         )
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -223,6 +223,9 @@ def write_solver(
         solver.base_lr = base_lr
     solver.net = str(net)
     solver.max_iter = schedule.max_iter
+    solver.lr_policy = schedule.policy
+    if schedule.policy == "poly":
+        solver.power = 1.0  # base_lr x (1 - iteration / max_iter): a straight line to 0
     del solver.stepvalue[:]
     solver.stepvalue.extend(schedule.stepvalues)
     del solver.test_iter[:]
@@ -290,10 +293,12 @@ def train(
     base_lr: float | None = None,
     soft: Path | None = None,
     soft_weight: float = SOFT_WEIGHT,
+    lr_policy: str = "multistep",
 ) -> dict:
     """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
     with the solver's random seed unless seed is given, with the training images augmented as
-    an augmentation file says when augment names one; returns its run.json."""
+    an augmentation file says when augment names one, the learning rate following lr_policy
+    (train.schedule.POLICIES); returns its run.json."""
     folder = net_dir(net)
     net = folder.name
     manifest = check_data(data)
@@ -324,6 +329,9 @@ def train(
     targets = check_soft(soft_path, data, soft_weight, len(manifest.get("classes", range(7)))) if soft_path else None
     if info and info.get("soft") != targets:
         raise TrainError(f"{run_dir} trains with soft targets {info.get('soft')}, not {targets}: choose another RUN")
+    policy = info.get("schedule", {}).get("policy", "multistep")  # runs from before --lr-policy were multistep
+    if info and policy != lr_policy:
+        raise TrainError(f"{run_dir} runs the {policy} learning rate policy, not {lr_policy}: choose another RUN")
     if info and seed is not None and info.get("seed") != seed:
         raise TrainError(f"{run_dir} runs with seed {info.get('seed')}, not {seed}: choose another RUN")
     val_size = lmdb_size(data / "val_lmdb")
@@ -350,6 +358,7 @@ def train(
         train_size=lmdb_size(data / "train_lmdb"),
         val_size=val_size,
         test_batch=exact_test_batch(val_size),
+        policy=lr_policy,
     )
     used_seed = write_solver(
         folder / "solver.prototxt",
@@ -483,7 +492,7 @@ def _show(bar: tqdm, log: CaffeLog, schedule: Schedule) -> None:
     accuracy = next((out["accuracy"] for _, out in reversed(log.test) if "accuracy" in out), None)
     bar.set_postfix_str(
         f"epoch {iteration / schedule.epoch_iters:.1f} loss {loss:.3f} lr {log.lr[-1][1] if log.lr else 0:g} "
-        f"val {accuracy if accuracy is not None else float('nan'):.3f}"
+        + (f"val {accuracy:.3f}" if accuracy is not None else "val -")
         + (f" {speed * schedule.batch_size:.0f} img/s" if speed else ""),
         refresh=False,
     )

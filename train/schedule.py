@@ -1,10 +1,13 @@
-"""The solver values that follow from the data: iterations per epoch, max_iter, stepvalues,
-exact test coverage, snapshot interval. Everything else comes from the checked-in prototxts."""
+"""The solver values that follow from the data: iterations per epoch, max_iter, the learning
+rate policy and its stepvalues, exact test coverage, snapshot interval. Everything else comes
+from the checked-in prototxts."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+POLICIES = ("multistep", "poly")  # x0.1 at 60% and 85% of max_iter (the reference's), or linear decay to 0
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class Schedule:
     test_batch: int
     steps: tuple[float, ...] = (0.60, 0.85)
     snapshot_epochs: int = 2
+    policy: str = "multistep"
 
     @property
     def epoch_iters(self) -> int:
@@ -30,6 +34,9 @@ class Schedule:
 
     @property
     def stepvalues(self) -> list[int]:
+        """Where multistep divides the learning rate by 10; poly has none."""
+        if self.policy != "multistep":
+            return []
         return [max(1, round(fraction * self.max_iter)) for fraction in self.steps]
 
     @property

@@ -60,7 +60,7 @@ def augmentation_steps(transform) -> list[str]:
 
 def recipe(run: Path) -> dict:
     """What the card says about training, read from the run's own solver and nets: solver
-    settings, the training augmentation and the deploy input shape."""
+    settings and how the learning rate falls, the training augmentation and the deploy input shape."""
     pb2 = caffe_pb2()
     solver = text_format.Parse((run / "solver.prototxt").read_text(), pb2.SolverParameter())
     net = text_format.Parse((run / "train_val.prototxt").read_text(), pb2.NetParameter())
@@ -73,9 +73,15 @@ def recipe(run: Path) -> dict:
     shape = next(layer.input_param.shape[0].dim for layer in deploy.layer if layer.type == "Input")
     augment = [f"random {transform.crop_size}x{transform.crop_size} crops"] if transform.crop_size else []
     augment = (["mirror"] if transform.mirror else []) + augment + augmentation_steps(transform)
+    if solver.lr_policy == "poly":
+        falls = f"x (1 - iteration / {solver.max_iter})^{solver.power:g} (poly)"
+    else:
+        falls = f"x{solver.gamma:g} at iterations " + " and ".join(
+            f"{step} ({100 * step / solver.max_iter:.0f}%)" for step in solver.stepvalue
+        )
     return {
         "solver": f"SGD momentum {solver.momentum:g}, weight decay {solver.weight_decay:g}, "
-        f"base_lr {solver.base_lr:g}, x{solver.gamma:g}",
+        f"base_lr {solver.base_lr:g}, {falls}",
         "augment": " + ".join(augment) or "no augmentation",
         "input": "x".join(str(d) for d in shape),
         "crop": transform.crop_size,
@@ -260,6 +266,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     weights += f" SEED={info['seed']}" if seeded else ""
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
     weights += f" LR={info['base_lr']:g}" if info.get("base_lr") else ""
+    weights += f" LR_POLICY={schedule['policy']}" if schedule.get("policy", "multistep") != "multistep" else ""
     preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     soft = info.get("soft")
     soft_args, loss_line, teacher_command = (
@@ -314,7 +321,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "",
         "## Training",
         f"- {schedule['epochs']:g} epochs = {schedule['max_iter']} iterations of batch {schedule['batch_size']}; "
-        f"{how['solver']} at iterations {' and '.join(str(s) for s in schedule['stepvalues'])} (60% and 85%); "
+        f"{how['solver']}; "
         f"{how['augment']} of the 48x48 faces.",
         *(
             [
