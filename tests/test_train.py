@@ -393,7 +393,7 @@ def test_deploy_computes_what_train_val_computes(tmp_path: Path, net_name: str, 
 def test_every_net_learns_a_small_batch(tmp_path: Path, net_name: str, pycaffe: object) -> None:
     """The net as train_val.prototxt wires it (batch normalisation, dropout, random crops and
     mirrors) learns, and passes gradients to every layer: on 16 faces whose label is which half,
-    top or bottom, is brighter (mirroring keeps it), 12 SGD steps bring the loss far below chance
+    top or bottom, is brighter (mirroring keeps it), 20 SGD steps bring the loss far below chance
     and change every layer's parameters."""
     data = tmp_path / "data"
     data.mkdir()
@@ -415,10 +415,10 @@ def test_every_net_learns_a_small_batch(tmp_path: Path, net_name: str, pycaffe: 
     solver = pycaffe.SGDSolver(str(tmp_path / "solver.prototxt"))
     start = {name: [blob.data.copy() for blob in blobs] for name, blobs in solver.net.params.items()}
     losses = []
-    for _ in range(12):
+    for _ in range(20):
         solver.step(1)
         losses.append(float(solver.net.blobs["loss"].data))
-    assert max(losses[-4:]) < 0.2  # chance is ln 2 = 0.69
+    assert max(losses[-4:]) < 0.1  # chance is ln 2 = 0.69
     unchanged = [name for name, blobs in solver.net.params.items() if np.array_equal(blobs[0].data, start[name][0])]
     assert not unchanged
 
