@@ -26,7 +26,7 @@ from ferlib import cli  # noqa: E402
 from ferlib.figures import save_png  # noqa: E402
 from train.caffe_log import CaffeLog, parse  # noqa: E402
 
-SMOOTH = 20  # training-loss log points per plotted mean
+SMOOTH = 20  # training-loss log points per plotted mean (fewer at the start of a run)
 
 
 class NotARunError(Exception):
@@ -58,13 +58,14 @@ def compare_png(runs: dict[str, tuple[CaffeLog, int]], path: Path) -> None:
             acc_axes.plot(
                 iterations / epoch_iters, values, "o-", ms=2, color=color, label=f"{name} (best {values.max():.4f})"
             )
-        if log.train:
-            iterations, losses = np.array(log.train).T
-            window = min(SMOOTH, max(1, len(losses) // 2))
-            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-            loss_axes.plot(iterations[window - 1 :] / epoch_iters, smooth, lw=1.2, color=color, label=name)
+        if trained := [(i, loss) for i, loss in log.train if i > 0]:  # iteration 0: the initial weights' loss
+            iterations, losses = np.array(trained).T
+            sums = np.cumsum(np.insert(losses, 0, 0))
+            starts = np.maximum(np.arange(1, len(losses) + 1) - SMOOTH, 0)  # partial windows at the start
+            smooth = (sums[1:] - sums[starts]) / (np.arange(1, len(losses) + 1) - starts)
+            loss_axes.plot(iterations / epoch_iters, smooth, lw=1.2, color=color, label=name)
     acc_axes.set_ylabel("PublicTest accuracy")
-    loss_axes.set_ylabel(f"training loss (mean of up to {SMOOTH} log points)")
+    loss_axes.set_ylabel(f"training loss (mean of the last {SMOOTH} log points)")
     loss_axes.set_xlabel("epoch")
     for axes in (acc_axes, loss_axes):
         axes.grid(alpha=0.3)
