@@ -490,8 +490,9 @@ def test_log_parser_on_a_recorded_caffe_log() -> None:
 def test_compare_draws_runs_side_by_side_and_names_a_folder_that_is_not_one(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from train.compare import main
+    from train.compare import latest, main
 
+    assert latest([(0, 2.0), (50, 1.5), (100, 1.2), (50, 1.4), (100, 1.1)]) == [(0, 2.0), (50, 1.4), (100, 1.1)]
     recorded = (FIXTURES / "caffe_train.log").read_text()
     best = max(out["accuracy"] for _, out in caffe_log.parse(recorded).test)
     for name, epoch_iters in (("a", 4), ("b", 8)):  # the same log read as 12 epochs and as 6

@@ -43,9 +43,15 @@ def read_run(folder: Path) -> tuple[CaffeLog, int]:
         raise NotARunError(f"{folder}: not a training run (expected run.json and caffe.log from make train)") from error
 
 
+def latest(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Points in iteration order, the last logged value of each iteration: a run killed between
+    snapshots resumes from the last one and logs those iterations again."""
+    return sorted(dict(points).items())
+
+
 def accuracies(log: CaffeLog) -> list[tuple[int, float]]:
     """(iteration, PublicTest accuracy) of every finished test pass."""
-    return [(iteration, out["accuracy"]) for iteration, out in log.test if "accuracy" in out]
+    return latest([(iteration, out["accuracy"]) for iteration, out in log.test if "accuracy" in out])
 
 
 def compare_png(runs: dict[str, tuple[CaffeLog, int]], path: Path) -> None:
@@ -58,7 +64,7 @@ def compare_png(runs: dict[str, tuple[CaffeLog, int]], path: Path) -> None:
             acc_axes.plot(
                 iterations / epoch_iters, values, "o-", ms=2, color=color, label=f"{name} (best {values.max():.4f})"
             )
-        if trained := [(i, loss) for i, loss in log.train if i > 0]:  # iteration 0: the initial weights' loss
+        if trained := [(i, loss) for i, loss in latest(log.train) if i > 0]:  # 0: the initial weights' loss
             iterations, losses = np.array(trained).T
             sums = np.cumsum(np.insert(losses, 0, 0))
             starts = np.maximum(np.arange(1, len(losses) + 1) - SMOOTH, 0)  # partial windows at the start
@@ -82,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the figure to write (PNG)")
     args = parser.parse_args(argv)
     try:
-        runs = {folder.resolve().name: read_run(folder) for folder in args.runs}
+        names = [folder.resolve().name for folder in args.runs]
+        unique = len(set(names)) == len(names)  # else runs of one name in several RUNS folders: their paths
+        runs = {name if unique else str(folder): read_run(folder) for name, folder in zip(names, args.runs)}
     except NotARunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
