@@ -16,8 +16,8 @@ EPILOG = """\
 The run folder RUNS/RUN holds the exact solver.prototxt and train_val.prototxt used (data
 paths, max_iter, stepvalue at 60% and 85% for multistep, test_iter covering the validation
 set exactly, all computed from the LMDB sizes and --epochs), deploy.prototxt, caffe.log,
-snapshots/ and run.json. Ctrl-C (or kill) makes Caffe write a snapshot and stop; the same command resumes
-from the newest .solverstate. Long runs: nohup make train ... > train.log 2>&1 &
+snapshots/ and run.json. Ctrl-C (or kill) makes Caffe write a snapshot and stop; the same
+command resumes from the newest .solverstate. Long runs: nohup make train ... > train.log 2>&1 &
 """
 
 
