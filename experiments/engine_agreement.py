@@ -26,12 +26,12 @@ def curves(run: Path) -> dict:
     """Training loss averaged per epoch, PublicTest accuracy per epoch, images/s."""
     log = parse((run / "caffe.log").read_text())
     epoch = json.loads((run / "run.json").read_text())["schedule"]["epoch_iters"]
-    iterations, losses = np.array(log.train).T
+    iterations, losses = np.array(log.losses()).T
     epochs = (iterations // epoch).astype(int)
     by_epoch = [float(losses[epochs == e].mean()) for e in np.unique(epochs)]
-    accuracy = [float(out["accuracy"]) for _, out in log.test if "accuracy" in out]
+    accuracy = [accuracy for _, accuracy in log.accuracies()]
     speed = round((log.iterations_per_second() or 0) * 64, 1)
-    return {"loss_by_epoch": by_epoch, "val_accuracy": accuracy, "train": log.train, "images_per_s": speed}
+    return {"loss_by_epoch": by_epoch, "val_accuracy": accuracy, "train": log.losses(), "images_per_s": speed}
 
 
 def largest_gap(a: dict, b: dict, key: str) -> float:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from google.protobuf import text_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import synthetic_images
 from ferlib import caffe_proto
@@ -487,12 +489,41 @@ def test_log_parser_on_a_recorded_caffe_log() -> None:
     assert log.iterations_per_second() > 0
 
 
+def test_a_log_resumed_between_snapshots_counts_each_iteration_once_with_its_last_value() -> None:
+    def trained(iteration: int, loss: float) -> str:
+        return f"I1203 07:00:00.000000  1 solver.cpp:218] Iteration {iteration} (2 iter/s, 1s/50 iters), loss = {loss}"
+
+    def tested(iteration: int, accuracy: float) -> list[str]:
+        return [
+            f"I1203 07:00:00.000000  1 solver.cpp:330] Iteration {iteration}, Testing net (#0)",
+            f"I1203 07:00:00.000000  1 solver.cpp:397]     Test net output #0: accuracy = {accuracy}",
+        ]
+
+    # killed after iteration 100 with the last snapshot at 50: 50-100 run again from that snapshot
+    lines = [trained(0, 2.0), *tested(50, 0.3), trained(50, 1.5), *tested(100, 0.5), trained(100, 1.2)]
+    lines += [*tested(50, 0.3), trained(50, 1.4), *tested(100, 0.4), trained(100, 1.1), *tested(150, 0.45)]
+    lines.append("I1203 07:00:00.000000  1 solver.cpp:330] Iteration 200, Testing net (#0)")  # killed mid-pass
+    log = caffe_log.parse("\n".join(lines))
+    assert log.losses() == [(0, 2.0), (50, 1.4), (100, 1.1)]
+    assert log.accuracies() == [(50, 0.3), (100, 0.4), (150, 0.45)]  # 0.5 belongs to weights no snapshot kept
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40), st.integers(1, 50))
+def test_a_running_mean_is_the_mean_of_each_value_and_those_before_it_in_the_window(
+    values: list[float], window: int
+) -> None:
+    from train.plots import running_mean
+
+    expected = [np.mean(values[max(0, i + 1 - window) : i + 1]) for i in range(len(values))]
+    np.testing.assert_allclose(running_mean(np.array(values), window), expected, rtol=1e-9, atol=1e-9)
+
+
 def test_compare_draws_runs_side_by_side_and_names_a_folder_that_is_not_one(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from train.compare import latest, main
+    from train.compare import main
 
-    assert latest([(0, 2.0), (50, 1.5), (100, 1.2), (50, 1.4), (100, 1.1)]) == [(0, 2.0), (50, 1.4), (100, 1.1)]
     recorded = (FIXTURES / "caffe_train.log").read_text()
     best = max(out["accuracy"] for _, out in caffe_log.parse(recorded).test)
     for name, epoch_iters in (("a", 4), ("b", 8)):  # the same log read as 12 epochs and as 6

@@ -49,6 +49,14 @@ class CaffeLog:
         elif "Optimization Done." in line:
             self.done = True
 
+    def losses(self) -> list[tuple[int, float]]:
+        """(iteration, training loss) in iteration order, one per iteration (see _latest)."""
+        return _latest(self.train)
+
+    def accuracies(self) -> list[tuple[int, float]]:
+        """(iteration, PublicTest accuracy) of every finished test pass, one per iteration (see _latest)."""
+        return _latest([(iteration, out["accuracy"]) for iteration, out in self.test if "accuracy" in out])
+
     def last_iteration(self) -> int:
         """The furthest iteration the log shows, counting snapshots (which outlive displays)."""
         snapped = [snapshot_iteration(Path(path)) for path in self.snapshots]
@@ -61,6 +69,13 @@ class CaffeLog:
         (i0, t0), (i1, t1) = self.times[max(0, len(self.times) - 5)], self.times[-1]
         seconds = (t1 - t0).total_seconds()
         return (i1 - i0) / seconds if seconds > 0 and i1 > i0 else None
+
+
+def _latest(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Points in iteration order, the last logged value of each iteration. A run killed between
+    snapshots resumes from the last one and logs those iterations again; the later values belong
+    to the weights that training went on from, the earlier ones to a path no snapshot keeps."""
+    return sorted(dict(points).items())
 
 
 def snapshot_iteration(path: Path) -> int:

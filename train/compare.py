@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from ferlib import cli  # noqa: E402
 from ferlib.figures import save_png  # noqa: E402
 from train.caffe_log import CaffeLog, parse  # noqa: E402
+from train.plots import running_mean  # noqa: E402
 
 SMOOTH = 20  # training-loss log points per plotted mean (fewer at the start of a run)
 
@@ -43,33 +44,19 @@ def read_run(folder: Path) -> tuple[CaffeLog, int]:
         raise NotARunError(f"{folder}: not a training run (expected run.json and caffe.log from make train)") from error
 
 
-def latest(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Points in iteration order, the last logged value of each iteration: a run killed between
-    snapshots resumes from the last one and logs those iterations again."""
-    return sorted(dict(points).items())
-
-
-def accuracies(log: CaffeLog) -> list[tuple[int, float]]:
-    """(iteration, PublicTest accuracy) of every finished test pass."""
-    return latest([(iteration, out["accuracy"]) for iteration, out in log.test if "accuracy" in out])
-
-
 def compare_png(runs: dict[str, tuple[CaffeLog, int]], path: Path) -> None:
     """Two panels against epochs: PublicTest accuracy (points), training loss (smoothed)."""
     figure, (acc_axes, loss_axes) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for index, (name, (log, epoch_iters)) in enumerate(runs.items()):
         color = f"C{index}"  # one colour per run in both panels
-        if tested := accuracies(log):
+        if tested := log.accuracies():
             iterations, values = np.array(tested).T
             acc_axes.plot(
                 iterations / epoch_iters, values, "o-", ms=2, color=color, label=f"{name} (best {values.max():.4f})"
             )
-        if trained := [(i, loss) for i, loss in latest(log.train) if i > 0]:  # 0: the initial weights' loss
+        if trained := [(i, loss) for i, loss in log.losses() if i > 0]:  # 0: the initial weights' loss
             iterations, losses = np.array(trained).T
-            sums = np.cumsum(np.insert(losses, 0, 0))
-            starts = np.maximum(np.arange(1, len(losses) + 1) - SMOOTH, 0)  # partial windows at the start
-            smooth = (sums[1:] - sums[starts]) / (np.arange(1, len(losses) + 1) - starts)
-            loss_axes.plot(iterations / epoch_iters, smooth, lw=1.2, color=color, label=name)
+            loss_axes.plot(iterations / epoch_iters, running_mean(losses, SMOOTH), lw=1.2, color=color, label=name)
     acc_axes.set_ylabel("PublicTest accuracy")
     loss_axes.set_ylabel(f"training loss (mean of the last {SMOOTH} log points)")
     loss_axes.set_xlabel("epoch")
@@ -101,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name, (log, epoch_iters) in runs.items():
         done = f"{name}: {log.last_iteration() / epoch_iters:.1f} epochs"
-        if tested := accuracies(log):
+        if tested := log.accuracies():
             at, best = max(tested, key=lambda test: test[1])
             print(f"{done}, PublicTest last {tested[-1][1]:.4f}, best {best:.4f} at epoch {at / epoch_iters:.1f}")
         else:

@@ -14,6 +14,15 @@ from ferlib.figures import save_png  # noqa: E402
 from train.caffe_log import CaffeLog  # noqa: E402
 
 
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The mean of each value and the window - 1 before it; fewer at the start, so that a curve
+    smoothed this way still begins where its run began."""
+    sums = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
 def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path: Path) -> None:
     """Rows normalised to recall; each cell shows its share and its count."""
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -42,13 +51,12 @@ def confusion_png(counts: np.ndarray, labels: tuple[str, ...], title: str, path:
 def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
     """Train loss, validation loss and accuracy, learning rate, against iteration and epoch."""
     figure, (loss_axes, acc_axes, lr_axes) = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
-    if log.train:
-        iterations, losses = np.array(log.train).T
+    if trained := log.losses():
+        iterations, losses = np.array(trained).T
         loss_axes.plot(iterations, losses, lw=0.6, alpha=0.5, label="train loss")
         window = max(1, len(losses) // 50)
-        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        loss_axes.plot(iterations[window - 1 :], smooth, lw=1.5, label=f"train loss (mean of {window})")
-    tests = [(i, out) for i, out in log.test if out]
+        loss_axes.plot(iterations, running_mean(losses, window), lw=1.5, label=f"train loss (mean of {window})")
+    tests = sorted({i: out for i, out in log.test if out}.items())  # the last pass of an iteration logged twice
     if tests:
         test_iterations = [i for i, _ in tests]
         if all("loss" in out for _, out in tests):
@@ -124,9 +132,7 @@ def loss_curves_png(series: dict[str, list[tuple[int, float]]], title: str, path
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for name, points in series.items():
         iterations, losses = np.array(points).T
-        window = min(10, len(losses))
-        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        axes.plot(iterations[window - 1 :], smooth, label=name, linewidth=1.2)
+        axes.plot(iterations, running_mean(losses, 10), label=name, linewidth=1.2)
     axes.set_xlabel("iteration")
     axes.set_ylabel("training loss (mean of 10 log points)")
     axes.set_title(title)

@@ -422,7 +422,7 @@ def train(
     atomic.write_json(info_path, info)
     status, log = run_caffe(command, run_dir / "caffe.log", schedule, resume[1] if resume else 0)
     whole = parse((run_dir / "caffe.log").read_text())
-    tests = [(i, out["accuracy"]) for i, out in whole.test if "accuracy" in out]
+    tests = whole.accuracies()
     info.update(
         {
             "status": status,
@@ -489,7 +489,7 @@ def _show(bar: tqdm, log: CaffeLog, schedule: Schedule) -> None:
     iteration, loss = log.train[-1]
     bar.update(max(0, iteration - bar.n))
     speed = log.iterations_per_second()
-    accuracy = next((out["accuracy"] for _, out in reversed(log.test) if "accuracy" in out), None)
+    accuracy = tested[-1][1] if (tested := log.accuracies()) else None
     bar.set_postfix_str(
         f"epoch {iteration / schedule.epoch_iters:.1f} loss {loss:.3f} lr {log.lr[-1][1] if log.lr else 0:g} "
         + (f"val {accuracy:.3f}" if accuracy is not None else "val -")
