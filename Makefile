@@ -89,7 +89,7 @@ bench-preprocess: $(VENV)/.all-deps ## benchmark the whole make preprocess on FE
 bench-predict: install-predict ## benchmark prediction: photo, crops, video, memory; AGAINST=models/x: video side by side
 	$(PY) bench/predict_speed.py $(if $(MODEL),--model $(MODEL)) $(if $(AGAINST),--against $(AGAINST))
 
-bench-train: install ## training speed of both nets: Caffe's oneDNN engine, its CAFFE engine and PyTorch (installs torch)
+bench-train: install ## training speed of every net in prototxt/: Caffe's oneDNN engine, its CAFFE engine and PyTorch (installs torch)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) bench/train_speed.py $(if $(wildcard $(DATA)/train_lmdb),--data $(DATA))
 

@@ -1,5 +1,6 @@
-"""Training speed of both shipped nets: Caffe with the oneDNN engine, Caffe with the CAFFE
-engine, and PyTorch on the same net, side by side on this CPU.
+"""Training speed of every net in prototxt/: Caffe with the oneDNN engine, Caffe with the CAFFE
+engine, and PyTorch on the same net (bench/torch_twin.py reads it from the prototxt), side by
+side on this CPU.
 
     python bench/train_speed.py [--data data/fer2013] [--nets fer_vgg ...] [--threads 1 2]
 
@@ -33,10 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import torch_twin  # noqa: E402
+
 BATCH, STEPS, RUNS, WARMUP = 64, 10, 5, 5
 ROUNDS = 3  # every configuration measured in turn, ROUNDS times: ratios are medians over rounds
-NETS = ("fer_reference", "fer_vgg")
-CROP = {"fer_reference": 42, "fer_vgg": 44}
+NETS = tuple(sorted(path.parent.name for path in (ROOT / "prototxt").glob("*/train_val.prototxt")))
 
 
 def median_step_seconds(step) -> float:
@@ -70,7 +72,7 @@ def caffe_worker(net_name: str, data: Path | None) -> float:
     if data is not None:
         write_net(source, tmp / "net.prototxt", data, 97)
     else:
-        side = CROP[net_name]
+        side = torch_twin.crop_size(net_name)
         fixed = (
             f'layer {{ name: "data" type: "Input" top: "data" top: "label" '
             f"input_param {{ shape {{ dim: {BATCH} dim: 1 dim: {side} dim: {side} }} shape {{ dim: {BATCH} }} }} }}"
@@ -93,47 +95,13 @@ def caffe_worker(net_name: str, data: Path | None) -> float:
     return median_step_seconds(lambda: solver.step(1))
 
 
-def torch_net(net_name: str):
-    """The same net in PyTorch (Caffe's ceil-mode pooling, BatchNorm + Scale = affine BatchNorm)."""
-    from torch import nn
-
-    if net_name == "fer_reference":
-
-        def block(cin: int, cout: int, kernel: int, pad: int) -> list:
-            return [
-                nn.Conv2d(cin, cout, kernel, padding=pad),
-                nn.BatchNorm2d(cout, affine=False),
-                nn.ReLU(),
-                nn.MaxPool2d(3, 2, ceil_mode=True),
-            ]
-
-        return nn.Sequential(
-            *block(1, 32, 5, 2), *block(32, 32, 4, 1), *block(32, 64, 5, 2), nn.Flatten(),
-            nn.Linear(64 * 5 * 5, 2048), nn.ReLU(), nn.Dropout(0.4),
-            nn.Linear(2048, 1024), nn.ReLU(), nn.Dropout(0.4), nn.Linear(1024, 7),
-        )  # fmt: skip
-
-    def conv(cin: int, cout: int) -> list:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    def pool() -> nn.Module:
-        return nn.MaxPool2d(2, 2, ceil_mode=True)
-
-    return nn.Sequential(
-        *conv(1, 32), pool(), *conv(32, 64), *conv(64, 64), pool(), *conv(64, 128), *conv(128, 128), pool(),
-        *conv(128, 256), pool(), nn.Flatten(), nn.Linear(256 * 3 * 3, 1024), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(1024, 7),
-    )  # fmt: skip
-
-
-def torch_worker(net_name: str) -> float:
+def torch_worker(twin: list[torch_twin.Layer], side: int) -> float:
     """Seconds per SGD step of the same net in PyTorch."""
     import torch
     from torch import nn
 
-    net = torch_net(net_name)
+    net = torch_twin.build(twin)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    side = CROP[net_name]
     images, labels = torch.randn(BATCH, 1, side, side) * 50, torch.randint(0, 7, (BATCH,))
     loss_fn = nn.CrossEntropyLoss()
 
@@ -157,6 +125,8 @@ def measure(kind: str, net: str, threads: int, data: Path | None = None, env: di
     command = [sys.executable, __file__, "--worker", kind, "--net", net, "--threads", str(threads)]
     if data is not None:
         command += ["--data", str(data)]
+    if kind == "torch":  # the twin as records: reading the prototxt would load Caffe into the process
+        command += ["--twin", torch_twin.to_json(torch_twin.layers(net)), "--side", str(torch_twin.crop_size(net))]
     out = subprocess.run(command, env=environment, capture_output=True, text=True, check=True).stdout
     seconds, rss = (float(v) for v in out.strip().splitlines()[-1].split())
     return {
@@ -225,13 +195,15 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--worker", choices=("caffe", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--net", choices=NETS, help=argparse.SUPPRESS)
+    parser.add_argument("--twin", type=torch_twin.from_json, help=argparse.SUPPRESS)
+    parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         if args.worker == "torch":
             import torch
 
             torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        seconds = caffe_worker(args.net, args.data) if args.worker == "caffe" else torch_worker(args.net)
+        seconds = caffe_worker(args.net, args.data) if args.worker == "caffe" else torch_worker(args.twin, args.side)
         print(seconds, peak_rss_mb())
         return
     from bench.common import write_results
