@@ -33,8 +33,7 @@ def test_the_twin_has_caffes_shapes_and_parameter_count(net_name: str, pycaffe: 
     assert twin[-1].out == (7,)
 
 
-def test_a_layer_without_a_twin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("caffe", reason="caffe_pb2 comes from the pycaffe build")
+def test_a_layer_without_a_twin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pycaffe: object) -> None:
     (tmp_path / "prototxt/odd").mkdir(parents=True)
     (tmp_path / "prototxt/odd/train_val.prototxt").write_text(
         'layer { name: "data" type: "Data" top: "data" transform_param { crop_size: 8 } }\n'
@@ -46,9 +45,8 @@ def test_a_layer_without_a_twin_is_named(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("net_name", NETS)
-def test_the_built_twin_runs_a_batch_to_seven_scores(net_name: str) -> None:
+def test_the_built_twin_runs_a_batch_to_seven_scores(net_name: str, pycaffe: object) -> None:
     torch = pytest.importorskip("torch", reason="PyTorch is installed by make bench-train only")
-    pytest.importorskip("caffe", reason="caffe_pb2 comes from the pycaffe build")
     twin = torch_twin.from_json(torch_twin.to_json(torch_twin.layers(net_name)))
     assert twin == torch_twin.layers(net_name)
     model = torch_twin.build(twin)
