@@ -704,6 +704,81 @@ def test_an_ensemble_of_complementary_members_wins_on_publictest(tmp_path: Path,
     assert "nothing lacks val_lmdb: run 'make preprocess' first" in capsys.readouterr().err
 
 
+def test_a_greedy_soup_of_complementary_members_beats_each_and_leaves_out_noise(
+    tmp_path: Path, capsys: pytest.CaptureFixture, pycaffe: object
+) -> None:
+    from ferlib.model_folder import ModelFiles, write_ensemble
+    from predict.recognizer import Recognizer
+    from train.soup import main as soup_main
+
+    data = faint_dataset(tmp_path / "data")
+    top, bottom = half_model(tmp_path / "top", range(3)), half_model(tmp_path / "bottom", range(3, 6))
+    noise = known_model(tmp_path / "noise", 50.0)
+    weight = np.random.default_rng(3).normal(0, 0.05, (2, 36)).astype(np.float32)
+    (noise / "known.caffemodel").write_bytes(
+        caffe_proto.net_weights("tiny", {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])})
+    )
+    (noise / "alignment.json").write_text('{"template": "fer2013"}')
+    members = [arg for model in (noise, top, bottom) for arg in ("--member", str(model))]
+    models = str(tmp_path / "models")
+    assert soup_main([*members, "--data", str(data), "--name", "soup", "--models", models]) == 0
+    target = tmp_path / "models/soup"
+    report = json.loads((target / "report.json").read_text())
+    # each half sees part of the evidence; the average of their weights sees all of it
+    assert sorted(report["members"]) == sorted([str(top), str(bottom)])
+    steps = {step["member"]: step for step in report["steps"]}
+    assert steps[str(noise)]["kept"] is False and len(steps) == 3
+    assert report["splits"]["val"]["accuracy"] > max(step["alone"]["val"] for step in steps.values()) + 0.03
+    fc = pycaffe.Net(str(target / "deploy.prototxt"), pycaffe.TEST, weights=str(target / "soup.caffemodel"))
+    halves = [ModelFiles.from_dir(model) for model in (top, bottom)]
+    expected = np.mean(
+        [pycaffe.Net(str(f.deploy), pycaffe.TEST, weights=str(f.weights)).params["fc"][0].data for f in halves], axis=0
+    )
+    np.testing.assert_allclose(fc.params["fc"][0].data, expected)
+    card = (target / "README.md").read_text()
+    assert f"**{report['splits']['test']['accuracy']:.4f}**" in card and f"| `{noise}` |" in card
+    assert len(Recognizer(target, detect=False).members) == 1  # one model, run once per face
+    capsys.readouterr()
+    np.save(bottom / "mean.npy", np.full((1, 8, 8), 60, np.float32))
+    assert soup_main([*members, "--data", str(data), "--name", "other", "--models", models]) == 2
+    assert (
+        capsys.readouterr().err == f"error: {bottom}: its training mean differs from {noise}'s: trained on other data\n"
+    )
+    assert not (tmp_path / "models/other").exists()
+    np.save(bottom / "mean.npy", np.full((1, 8, 8), 50, np.float32))
+    (bottom / "deploy.prototxt").write_text(TINY_DEPLOY.replace("num_output: 2", "num_output: 2 bias_term: false"))
+    (bottom / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", {"fc": ("InnerProduct", [weight])}))
+    assert soup_main([*members, "--data", str(data), "--name", "other", "--models", models]) == 2
+    assert capsys.readouterr().err == f"error: {bottom}: another net than {noise} (its layers or their shapes differ)\n"
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    write_ensemble(pair, ["../top", "../bottom"], "none")
+    assert soup_main(["--member", str(top), "--member", str(pair), "--data", str(data), "--name", "x"]) == 2
+    assert capsys.readouterr().err == f"error: {pair}: an ensemble (ensemble.json) of model folders, not one model\n"
+
+
+def test_a_soup_reads_batchnorm_statistics_whatever_their_scale_factor(tmp_path: Path, pycaffe: object) -> None:
+    """Caffe keeps BatchNorm's mean and variance as running sums with a scale factor; the
+    same statistics stored with another factor are the same model and average as such."""
+    from ferlib.model_folder import ModelFiles
+    from tiny_models import face_model
+    from train.soup import average, read_params
+
+    plain = face_model(tmp_path / "plain")
+    scaled = face_model(tmp_path / "scaled")
+    net = pycaffe.Net(str(scaled / "deploy.prototxt"), pycaffe.TEST, weights=str(scaled / "random.caffemodel"))
+    for blob in net.params["conv1/bn"]:
+        blob.data[...] *= 4  # sums over four times the batches, and their count
+    net.save(str(scaled / "random.caffemodel"))
+    a, b = (read_params(ModelFiles.from_dir(folder)) for folder in (plain, scaled))
+    for name in a:
+        for x, y in zip(a[name], b[name]):
+            np.testing.assert_allclose(x, y, rtol=1e-6)
+    assert float(b["conv1/bn"][2][0]) == 1.0
+    mixed = average([a, b])
+    np.testing.assert_allclose(mixed["conv1/bn"][0], a["conv1/bn"][0], rtol=1e-6)
+
+
 def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from train.ensemble import main as ensemble_main
 

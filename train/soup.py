@@ -1,0 +1,312 @@
+"""python -m train.soup: one model whose weights are the average of several models fine-tuned
+from the same weights (a "model soup", Wortsman et al. 2022), the members chosen greedily on
+PublicTest.
+
+Models fine-tuned from one starting point (students warm-started from one model, with other
+seeds or targets) can stay close enough in weight space that the average of their weights
+answers about as well as the average of their answers (docs/results.md measures it), and it
+runs once per face where an ensemble runs every member. Models trained from different
+starting points do not average (their units need not be in the same order): the greedy
+choice then leaves them out.
+
+The choice, as in the paper: the candidates in order of their own PublicTest accuracy (centre
+crop; with --raw, the mean of PublicTest on the aligned and the plain-crop path, as make
+ensemble chooses); the best starts the soup and each next one joins if the soup with it
+scores at least as well. BatchNorm's statistics are averaged as the weights are. PrivateTest
+is only reported. The folder is a single model with its card, for predict and make ensemble.
+
+    python -m train.soup --member models/a --member models/b --data data/fer2013-rawview --name fer2013_vgg_soup
+
+Exit status: 0 done; 2 bad input (a folder that is not a single model, members of different
+nets, classes, alignment or mean, a dataset that is missing or holds other faces); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ferlib import atomic, cli
+from ferlib.classifier import Classifier
+from ferlib.dataset import SPLIT_NAMES, DatasetError, load_split
+from ferlib.model_folder import ModelError, ModelFiles, write_model
+from train import plots
+from train.ensemble import check_alignment, check_plain, check_same_images, score
+from train.evaluate import headline, per_class_markdown, split_report, tta_markdown, tta_table
+from train.ship import LIMITS
+
+Params = dict[str, list[np.ndarray]]  # layer name -> its blobs
+
+
+def _caffe():
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import caffe
+
+    caffe.set_mode_cpu()
+    return caffe
+
+
+def read_params(files: ModelFiles) -> Params:
+    """A model's learned blobs by layer; BatchNorm's running sums divided by their count
+    (Caffe keeps sum-like mean and variance with a scale factor), so that they average."""
+    caffe = _caffe()
+    net = caffe.Net(str(files.deploy), caffe.TEST, weights=str(files.weights))
+    params = {}
+    for name, blobs in net.params.items():
+        arrays = [blob.data.copy() for blob in blobs]
+        if net.layer_dict[name].type == "BatchNorm":
+            factor = float(arrays[2][0]) or 1.0  # Caffe reads a 0 factor as 1
+            arrays = [arrays[0] / factor, arrays[1] / factor, np.ones_like(arrays[2])]
+        params[name] = arrays
+    return params
+
+
+def average(members: list[Params]) -> Params:
+    return {
+        name: [np.mean([m[name][i] for m in members], axis=0) for i in range(len(blobs))]
+        for name, blobs in members[0].items()
+    }
+
+
+def write_params(deploy: Path, params: Params, path: Path) -> None:
+    caffe = _caffe()
+    net = caffe.Net(str(deploy), caffe.TEST)
+    for name, arrays in params.items():
+        for blob, array in zip(net.params[name], arrays):
+            blob.data[...] = array
+    net.save(str(path))
+
+
+def check_members(folders: list[Path]) -> list[ModelFiles]:
+    """The members' files; ModelError unless they are one net (the same layers and blob shapes
+    in deploy.prototxt), with the same classes, alignment and training mean."""
+    files = [ModelFiles.from_dir(folder) for folder in folders]
+    for member in files:
+        Classifier(member)  # a readable model with one output per class, checked before Caffe reads it
+    first, first_mean = files[0], np.load(files[0].mean)
+    for folder, member in zip(folders[1:], files[1:]):
+        for what, mine, theirs in (
+            ("classes", member.labels, first.labels),
+            ("alignment template", member.alignment_template(), first.alignment_template()),
+        ):
+            if mine != theirs:
+                raise ModelError(f"{folder}: its {what} ({mine}) differ from {folders[0]}'s ({theirs})")
+        if not np.array_equal(np.load(member.mean), first_mean):
+            raise ModelError(f"{folder}: its training mean differs from {folders[0]}'s: trained on other data")
+    return files
+
+
+def check_same_net(folder: Path, params: Params, reference: Params, reference_folder: Path) -> None:
+    shapes = {name: [a.shape for a in arrays] for name, arrays in params.items()}
+    if shapes != {name: [a.shape for a in arrays] for name, arrays in reference.items()}:
+        raise ModelError(f"{folder}: another net than {reference_folder} (its layers or their shapes differ)")
+
+
+class Scorer:
+    """PublicTest accuracy (centre crop) of weights, on the aligned faces and, with raw, the
+    plain crops: the number the greedy choice goes by (train.ensemble.score)."""
+
+    def __init__(self, files: ModelFiles, val: dict, raw_val: dict | None, backend: str, scratch: Path):
+        self.files, self.val, self.raw_val, self.backend, self.scratch = files, val, raw_val, backend, scratch
+
+    def classifier(self, params: Params) -> Classifier:
+        weights = self.scratch / "candidate.caffemodel"
+        write_params(self.files.deploy, params, weights)
+        f = self.files
+        return Classifier(ModelFiles(f.deploy, weights, f.mean, f.labels, f.template, True), self.backend)
+
+    def __call__(self, params: Params) -> tuple[float, dict]:
+        classifier = self.classifier(params)
+        row = {"val": accuracy(classifier, self.val)}
+        raw_row = {"val": accuracy(classifier, self.raw_val)} if self.raw_val is not None else None
+        return score(row, raw_row), {"val": row["val"], **({"raw_val": raw_row["val"]} if raw_row else {})}
+
+
+def accuracy(classifier: Classifier, split: dict) -> float:
+    return float((classifier.probabilities(split["faces"]).argmax(axis=1) == split["labels"]).mean())
+
+
+def greedy(folders: list[Path], members: list[Params], scorer: Scorer) -> tuple[list[int], list[dict]]:
+    """Indices of the chosen members and every step of the choice (who, alone, the soup with it, kept)."""
+    alone = []
+    for folder, params in zip(folders, members):
+        print(f"scoring {folder} ...", file=sys.stderr)
+        alone.append(scorer(params))
+    order = sorted(range(len(members)), key=lambda i: -alone[i][0])  # stable: the first given wins a tie
+    chosen, best = [order[0]], alone[order[0]][0]
+    steps = [{"member": str(folders[order[0]]), "alone": alone[order[0]][1], "soup": alone[order[0]][1], "kept": True}]
+    for i in order[1:]:
+        print(f"trying the soup with {folders[i]} ...", file=sys.stderr)
+        value, row = scorer(average([members[j] for j in [*chosen, i]]))
+        kept = value >= best
+        if kept:
+            chosen, best = [*chosen, i], value
+        steps.append({"member": str(folders[i]), "alone": alone[i][1], "soup": row, "kept": kept})
+    return chosen, steps
+
+
+def soup(
+    folders: list[Path],
+    data: Path,
+    target: Path,
+    raw: Path | None = None,
+    backend: str = "opencv",
+    uniform: bool = False,
+) -> dict:
+    """Choose the members (all of them with uniform), average their weights, score the soup on
+    both splits with each TTA, and write it to target as a model folder; returns the report."""
+    files = check_members(folders)
+    for folder, member in zip(folders, files):
+        check_alignment(member, folder, data)
+    if raw is not None:
+        check_plain(raw)
+    splits = {key: load_split(data, key) for key in SPLIT_NAMES}
+    raw_splits = {key: load_split(raw, key) for key in SPLIT_NAMES} if raw is not None else {}
+    if raw is not None:
+        check_same_images(raw_splits, splits, raw, data)
+    members = [read_params(member) for member in files]
+    for folder, params in zip(folders[1:], members[1:]):
+        check_same_net(folder, params, members[0], folders[0])
+    with tempfile.TemporaryDirectory() as scratch:
+        scorer = Scorer(files[0], splits["val"], raw_splits.get("val"), backend, Path(scratch))
+        if uniform:
+            chosen, steps = list(range(len(folders))), []
+        else:
+            chosen, steps = greedy(folders, members, scorer)
+        params = average([members[i] for i in chosen])
+        classifier = scorer.classifier(params)
+        views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
+        reports, counts = {}, {}
+        for key, split in splits.items():
+            reports[key], counts[key] = split_report(views[key][0], split, files[0].labels)
+        report = {
+            "members": [str(folders[i]) for i in chosen],
+            "candidates": [str(folder) for folder in folders],
+            "data": str(data),
+            "selection": "all the candidates (--uniform)"
+            if uniform
+            else "greedy on PublicTest" + (" (the mean of the aligned and the plain-crop path)" if raw else ""),
+            "steps": steps,
+            "backend": backend,
+            "splits": reports,
+            "tta_table": tta_table(views, splits),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if raw is not None:
+            raw_views = {key: classifier.view_probabilities(split["faces"]) for key, split in raw_splits.items()}
+            report["raw_data"] = str(raw)
+            report["raw_splits"] = {
+                key: split_report(raw_views[key][0], split, files[0].labels)[0] for key, split in raw_splits.items()
+            }
+            report["raw_tta_table"] = tta_table(raw_views, raw_splits)
+        with atomic.replacing_folder(target) as folder:
+            first = files[0]
+            write_model(
+                folder, target.name, classifier.files.weights, first.deploy, first.mean, first.labels, first.template
+            )
+            plots.confusion_png(
+                counts["test"],
+                first.labels,
+                f"PrivateTest, accuracy {reports['test']['accuracy']:.4f} (soup of {len(chosen)}, centre crop)",
+                folder / "confusion.png",
+            )
+            (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+            (folder / "README.md").write_text(card(target.name, report, folders, uniform))
+    return report
+
+
+def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
+    """The soup's model card, in Markdown."""
+    test, val, raw = report["splits"]["test"], report["splits"]["val"], report.get("raw_splits")
+    members = ", ".join(f"`{m}`" for m in report["members"])
+    lines = [
+        f"# {name}",
+        "",
+        f"One Caffe model whose weights are the average of {len(report['members'])} models shipped by this "
+        f"project ({members}), BatchNorm statistics averaged alike; it runs once per face. Chosen from "
+        f"{', '.join(f'`{c}`' for c in report['candidates'])}: {report['selection']}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| PrivateTest accuracy (all {test['images']} images, centre crop) | **{test['accuracy']:.4f}** |",
+        f"| PublicTest accuracy (used to choose the members) | {val['accuracy']:.4f} |",
+    ]
+    if raw:
+        lines += [
+            f"| PrivateTest, plain crops as `predict --no-detect --raw` sees them | {raw['test']['accuracy']:.4f} |",
+            f"| PublicTest, plain crops (used to choose, with the aligned path) | {raw['val']['accuracy']:.4f} |",
+        ]
+    for key, what in (
+        ("face_found", "faces MTCNN found"),
+        ("not_copies_of_train", "without pixel copies of training images"),
+    ):
+        if key in test:
+            lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
+    if report["steps"]:
+        raw_cells = " | PublicTest raw: alone | with the soup" if raw else ""
+        lines += ["", "## The greedy choice", "", f"| member | PublicTest: alone | with the soup{raw_cells} | kept |"]
+        lines.append("|---|---|---|" + ("---|---|" if raw else "") + "---|")
+        for step in report["steps"]:
+            cells = f"{step['alone']['val']:.4f} | {step['soup']['val']:.4f}"
+            if raw:
+                cells += f" | {step['alone']['raw_val']:.4f} | {step['soup']['raw_val']:.4f}"
+            lines.append(f"| `{step['member']}` | {cells} | {'yes' if step['kept'] else 'no'} |")
+    lines += ["", "## Test-time augmentation", "", *tta_markdown(report)]
+    options = (f" --raw {report['raw_data']}" if raw else "") + (" --uniform" if uniform else "")
+    lines += [
+        "",
+        "## Reproduce",
+        "```sh",
+        f"python -m train.soup {' '.join(f'--member {folder}' for folder in folders)} --data {report['data']}"
+        f"{options} --name {name}",
+        "```",
+        "",
+        "## PrivateTest per class",
+        "",
+        *per_class_markdown(test),
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        LIMITS,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.Parser(prog="python -m train.soup", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--member", type=Path, action="append", required=True, metavar="MODEL_DIR",
+                        help="a single model folder fine-tuned from the others' weights; two or more")  # fmt: skip
+    parser.add_argument(
+        "--data", type=Path, required=True, help="the dataset the members were trained on (aligned as they were)"
+    )
+    parser.add_argument("--name", required=True, help="the soup's name, the folder under --models")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
+    parser.add_argument("--raw", type=Path, metavar="DATA_DIR",
+                        help="the same images as plain crops (make preprocess ARGS=--no-align): choose by the mean "
+                        "of PublicTest on the aligned and the raw path")  # fmt: skip
+    parser.add_argument("--uniform", action="store_true", help="average every member, no choice")
+    parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv", help="what scores the candidates")
+    args = parser.parse_args(argv)
+    if len(args.member) < 2:
+        parser.error("a soup needs two or more --member")
+    try:
+        report = soup(args.member, args.data, args.models / args.name, args.raw, args.backend, args.uniform)
+    except (ModelError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"soup of {len(report['members'])} of {len(args.member)}: {headline(report)}; wrote {args.models / args.name}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
