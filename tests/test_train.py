@@ -738,6 +738,10 @@ def test_a_greedy_soup_of_complementary_members_beats_each_and_leaves_out_noise(
     card = (target / "README.md").read_text()
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in card and f"| `{noise}` |" in card
     assert len(Recognizer(target, detect=False).members) == 1  # one model, run once per face
+    assert soup_main([*members, "--data", str(data), "--name", "all", "--models", models, "--uniform"]) == 0
+    uniform = json.loads((tmp_path / "models/all/report.json").read_text())
+    assert uniform["members"] == [str(noise), str(top), str(bottom)] and uniform["steps"] == []
+    assert "used to choose" not in (tmp_path / "models/all/README.md").read_text()
     capsys.readouterr()
     np.save(bottom / "mean.npy", np.full((1, 8, 8), 60, np.float32))
     assert soup_main([*members, "--data", str(data), "--name", "other", "--models", models]) == 2

@@ -225,6 +225,7 @@ def soup(
 def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
     """The soup's model card, in Markdown."""
     test, val, raw = report["splits"]["test"], report["splits"]["val"], report.get("raw_splits")
+    chose = bool(report["steps"])  # --uniform takes every member: PublicTest chose nothing
     members = ", ".join(f"`{m}`" for m in report["members"])
     lines = [
         f"# {name}",
@@ -236,12 +237,13 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
         "| | |",
         "|---|---|",
         f"| PrivateTest accuracy (all {test['images']} images, centre crop) | **{test['accuracy']:.4f}** |",
-        f"| PublicTest accuracy (used to choose the members) | {val['accuracy']:.4f} |",
+        f"| PublicTest accuracy{' (used to choose the members)' if chose else ''} | {val['accuracy']:.4f} |",
     ]
     if raw:
         lines += [
             f"| PrivateTest, plain crops as `predict --no-detect --raw` sees them | {raw['test']['accuracy']:.4f} |",
-            f"| PublicTest, plain crops (used to choose, with the aligned path) | {raw['val']['accuracy']:.4f} |",
+            f"| PublicTest, plain crops{' (used to choose, with the aligned path)' if chose else ''} | "
+            f"{raw['val']['accuracy']:.4f} |",
         ]
     for key, what in (
         ("face_found", "faces MTCNN found"),
