@@ -12,10 +12,8 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_larger_net.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths, side_by_side
-DATA=${DATA:-data/fer2013-rawview}
-CROPS=${CROPS:-data/fer2013-plain}
-TEACHER=${TEACHER:-$RUNS/teacher2v}
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, restore_models, choose_on_both_paths, side_by_side
+both_views_inputs  # DATA, CROPS, TEACHER
 scratch() {  # NAME NET: NET from random weights, 16 epochs of both views against the teacher, into $RUNS
   train_and_ship "$1" "$RUNS" NET="$2" EPOCHS=16 SEED=1 SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 \
     DATA="$DATA" RUNS="$RUNS"

@@ -15,10 +15,8 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_scratch_members.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
-DATA=${DATA:-data/fer2013-rawview}
-CROPS=${CROPS:-data/fer2013-plain}
-TEACHER=${TEACHER:-$RUNS/teacher2v}
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, restore_models, choose_on_both_paths
+both_views_inputs  # DATA, CROPS, TEACHER
 
 candidates=(fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill fer2013_vgg_rawview_seed2
   fer2013_vgg_rawview_distill)

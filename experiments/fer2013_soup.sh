@@ -12,10 +12,8 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_soup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths
-DATA=${DATA:-data/fer2013-rawview}
-CROPS=${CROPS:-data/fer2013-plain}
-TEACHER=${TEACHER:-$RUNS/teacher2v}
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, restore_models, choose_on_both_paths
+both_views_inputs  # DATA, CROPS, TEACHER
 restore_models fer2013_vgg_warm
 train_and_ship fer2013_vgg_rawview_poly "$RUNS" NET=fer_vgg EPOCHS=10 SEED=2 LR_POLICY=poly DATA="$DATA" RUNS="$RUNS" \
   WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7

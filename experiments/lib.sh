@@ -4,6 +4,13 @@
 FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
 RUNS=${RUNS:-runs}
 
+both_views_inputs() {  # DATA, CROPS and TEACHER of the both-views recipes, unless given: the dataset of both views,
+  # the same images as plain crops (the --raw path's faces) and the teacher, as experiments/fer2013_raw_view.sh makes them
+  DATA=${DATA:-data/fer2013-rawview}
+  CROPS=${CROPS:-data/fer2013-plain}
+  TEACHER=${TEACHER:-$RUNS/teacher2v}
+}
+
 train_and_ship() {  # NAME MODELS SETTING...: make train, make evaluate and make ship NAME into MODELS
   local name=$1 models=$2
   shift 2

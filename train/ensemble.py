@@ -275,6 +275,15 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         '(`ARGS="--template arcface"` for arcface)'
         + ("; the plain crops are `make preprocess ARGS=--no-align`." if raw else "."),
         "",
+        *closing_sections(test),
+    ]
+    return "\n".join(lines)
+
+
+def closing_sections(test: dict) -> list[str]:
+    """The last sections of a card made of shipped models: PrivateTest per class, the
+    confusion matrix, intended use and limits."""
+    return [
         "## PrivateTest per class",
         "",
         *per_class_markdown(test),
@@ -283,7 +292,6 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "",
         LIMITS,
     ]
-    return "\n".join(lines)
 
 
 def candidates_markdown(report: dict) -> list[str]:

@@ -38,9 +38,8 @@ from ferlib.classifier import Classifier
 from ferlib.dataset import SPLIT_NAMES, DatasetError, load_split
 from ferlib.model_folder import ModelError, ModelFiles, write_model
 from train import plots
-from train.ensemble import check_alignment, check_plain, check_same_images, score
-from train.evaluate import headline, per_class_markdown, split_report, tta_markdown, tta_table
-from train.ship import LIMITS
+from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, score
+from train.evaluate import headline, split_report, tta_markdown, tta_table
 
 Params = dict[str, list[np.ndarray]]  # layer name -> its blobs
 
@@ -270,13 +269,7 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
         f"{options} --name {name}",
         "```",
         "",
-        "## PrivateTest per class",
-        "",
-        *per_class_markdown(test),
-        "",
-        "![confusion matrix](confusion.png)",
-        "",
-        LIMITS,
+        *closing_sections(test),
     ]
     return "\n".join(lines)
 
