@@ -743,6 +743,11 @@ def test_a_greedy_soup_of_complementary_members_beats_each_and_leaves_out_noise(
     assert uniform["members"] == [str(noise), str(top), str(bottom)] and uniform["steps"] == []
     assert "used to choose" not in (tmp_path / "models/all/README.md").read_text()
     capsys.readouterr()
+    (bottom / "labels.json").write_text(json.dumps(["left", "up"]))
+    assert soup_main([*members, "--data", str(data), "--name", "other", "--models", models]) == 2
+    expected = f"error: {bottom} has the classes left, up, {noise} has left, right: a soup's members share them\n"
+    assert capsys.readouterr().err == expected
+    (bottom / "labels.json").write_text(json.dumps(["left", "right"]))
     np.save(bottom / "mean.npy", np.full((1, 8, 8), 60, np.float32))
     assert soup_main([*members, "--data", str(data), "--name", "other", "--models", models]) == 2
     assert (

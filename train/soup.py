@@ -84,19 +84,21 @@ def write_params(deploy: Path, params: Params, path: Path) -> None:
 
 
 def check_members(folders: list[Path]) -> list[ModelFiles]:
-    """The members' files; ModelError unless they are one net (the same layers and blob shapes
-    in deploy.prototxt), with the same classes, alignment and training mean."""
+    """The members' files; ModelError unless each is a readable single model and all share
+    their classes, alignment and training mean (check_same_net compares the nets)."""
     files = [ModelFiles.from_dir(folder) for folder in folders]
     for member in files:
         Classifier(member)  # a readable model with one output per class, checked before Caffe reads it
     first, first_mean = files[0], np.load(files[0].mean)
     for folder, member in zip(folders[1:], files[1:]):
         for what, mine, theirs in (
-            ("classes", member.labels, first.labels),
+            ("classes", ", ".join(member.labels), ", ".join(first.labels)),
             ("alignment template", member.alignment_template(), first.alignment_template()),
         ):
             if mine != theirs:
-                raise ModelError(f"{folder}: its {what} ({mine}) differ from {folders[0]}'s ({theirs})")
+                raise ModelError(
+                    f"{folder} has the {what} {mine}, {folders[0]} has {theirs}: a soup's members share them"
+                )
         if not np.array_equal(np.load(member.mean), first_mean):
             raise ModelError(f"{folder}: its training mean differs from {folders[0]}'s: trained on other data")
     return files
