@@ -53,17 +53,18 @@ def _pooled(size: int, kernel: int, stride: int, pad: int) -> int:
     return out - 1 if pad and (out - 1) * stride >= size + pad else out
 
 
+def _train_val(net: str):
+    return text_format.Parse((ROOT / f"prototxt/{net}/train_val.prototxt").read_text(), caffe_messages().NetParameter())
+
+
 def crop_size(net: str) -> int:
     """The side of the square crop the net trains on (its data layer's transform_param)."""
-    messages = caffe_messages()
-    model = text_format.Parse((ROOT / f"prototxt/{net}/train_val.prototxt").read_text(), messages.NetParameter())
-    return next(layer.transform_param.crop_size for layer in model.layer if layer.type == "Data")
+    return next(layer.transform_param.crop_size for layer in _train_val(net).layer if layer.type == "Data")
 
 
 def layers(net: str) -> list[Layer]:
     """The twin of prototxt/<net>/train_val.prototxt, layer by layer, for one-channel crops."""
-    messages = caffe_messages()
-    model = text_format.Parse((ROOT / f"prototxt/{net}/train_val.prototxt").read_text(), messages.NetParameter())
+    messages, model = caffe_messages(), _train_val(net)
     side = crop_size(net)
     shape: tuple[int, ...] = (1, side, side)
     twin: list[Layer] = []
