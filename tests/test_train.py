@@ -506,6 +506,7 @@ def test_a_log_resumed_between_snapshots_counts_each_iteration_once_with_its_las
     log = caffe_log.parse("\n".join(lines))
     assert log.losses() == [(0, 2.0), (50, 1.4), (100, 1.1)]
     assert log.accuracies() == [(50, 0.3), (100, 0.4), (150, 0.45)]  # 0.5 belongs to weights no snapshot kept
+    assert [i for i, _ in log.test_passes()] == [50, 100, 150]  # what curves.png plots: no empty pass at 200
 
 
 @settings(max_examples=50, deadline=None)
@@ -769,6 +770,7 @@ def test_a_greedy_soup_of_complementary_members_beats_each_and_leaves_out_noise(
 def test_a_soup_reads_batchnorm_statistics_whatever_their_scale_factor(tmp_path: Path, pycaffe: object) -> None:
     """Caffe keeps BatchNorm's mean and variance as running sums with a scale factor; the
     same statistics stored with another factor are the same model and average as such."""
+    from ferlib.classifier import Classifier
     from ferlib.model_folder import ModelFiles
     from tiny_models import face_model
     from train.soup import average, read_params
@@ -786,6 +788,10 @@ def test_a_soup_reads_batchnorm_statistics_whatever_their_scale_factor(tmp_path:
     assert float(b["conv1/bn"][2][0]) == 1.0
     mixed = average([a, b])
     np.testing.assert_allclose(mixed["conv1/bn"][0], a["conv1/bn"][0], rtol=1e-6)
+    # the greedy choice scores each member from its own files: OpenCV reads the factor too
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    plain_out, scaled_out = (Classifier(ModelFiles.from_dir(f)).probabilities(faces) for f in (plain, scaled))
+    np.testing.assert_allclose(scaled_out, plain_out, rtol=1e-4, atol=1e-6)
 
 
 def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 _TIME = re.compile(r"^[IWEF](\d{8} \d\d:\d\d:\d\d\.\d+)")
 _TRAIN = re.compile(r"Iteration (\d+) \(.*?\), loss = ([-\d.e+naif]+)")
@@ -13,6 +14,7 @@ _LR = re.compile(r"Iteration (\d+), lr = ([-\d.e+]+)")
 _TESTING = re.compile(r"Iteration (\d+), Testing net")
 _TEST_OUT = re.compile(r"Test net output #\d+: (\w+) = ([-\d.e+naif]+)")
 _SNAPSHOT = re.compile(r"Snapshotting solver state to binary proto file (\S+)")
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,9 +55,13 @@ class CaffeLog:
         """(iteration, training loss) in iteration order, one per iteration (see _latest)."""
         return _latest(self.train)
 
+    def test_passes(self) -> list[tuple[int, dict[str, float]]]:
+        """(iteration, outputs) of every test pass that printed outputs, one per iteration (see _latest)."""
+        return _latest([(iteration, out) for iteration, out in self.test if out])
+
     def accuracies(self) -> list[tuple[int, float]]:
-        """(iteration, PublicTest accuracy) of every finished test pass, one per iteration (see _latest)."""
-        return _latest([(iteration, out["accuracy"]) for iteration, out in self.test if "accuracy" in out])
+        """(iteration, PublicTest accuracy) of every finished test pass, one per iteration."""
+        return [(iteration, out["accuracy"]) for iteration, out in self.test_passes() if "accuracy" in out]
 
     def last_iteration(self) -> int:
         """The furthest iteration the log shows, counting snapshots (which outlive displays)."""
@@ -71,7 +77,7 @@ class CaffeLog:
         return (i1 - i0) / seconds if seconds > 0 and i1 > i0 else None
 
 
-def _latest(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+def _latest(points: list[tuple[int, T]]) -> list[tuple[int, T]]:
     """Points in iteration order, the last logged value of each iteration. A run killed between
     snapshots resumes from the last one and logs those iterations again; the later values belong
     to the weights that training went on from, the earlier ones to a path no snapshot keeps."""

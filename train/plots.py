@@ -56,7 +56,7 @@ def curves_png(log: CaffeLog, epoch_iters: int, title: str, path: Path) -> None:
         loss_axes.plot(iterations, losses, lw=0.6, alpha=0.5, label="train loss")
         window = max(1, len(losses) // 50)
         loss_axes.plot(iterations, running_mean(losses, window), lw=1.5, label=f"train loss (mean of {window})")
-    tests = sorted({i: out for i, out in log.test if out}.items())  # the last pass of an iteration logged twice
+    tests = log.test_passes()
     if tests:
         test_iterations = [i for i, _ in tests]
         if all("loss" in out for _, out in tests):

@@ -83,12 +83,12 @@ def write_params(deploy: Path, params: Params, path: Path) -> None:
     net.save(str(path))
 
 
-def check_members(folders: list[Path]) -> list[ModelFiles]:
-    """The members' files; ModelError unless each is a readable single model and all share
-    their classes, alignment and training mean (check_same_net compares the nets)."""
-    files = [ModelFiles.from_dir(folder) for folder in folders]
-    for member in files:
-        Classifier(member)  # a readable model with one output per class, checked before Caffe reads it
+def check_members(folders: list[Path], backend: str) -> list[Classifier]:
+    """The members, loaded; ModelError unless each is a readable single model with one output
+    per class (checked before Caffe reads it) and all share their classes, alignment and
+    training mean (check_same_net compares the nets)."""
+    classifiers = [Classifier(ModelFiles.from_dir(folder), backend) for folder in folders]
+    files = [classifier.files for classifier in classifiers]
     first, first_mean = files[0], np.load(files[0].mean)
     for folder, member in zip(folders[1:], files[1:]):
         for what, mine, theirs in (
@@ -101,7 +101,7 @@ def check_members(folders: list[Path]) -> list[ModelFiles]:
                 )
         if not np.array_equal(np.load(member.mean), first_mean):
             raise ModelError(f"{folder}: its training mean differs from {folders[0]}'s: trained on other data")
-    return files
+    return classifiers
 
 
 def check_same_net(folder: Path, params: Params, reference: Params, reference_folder: Path) -> None:
@@ -111,20 +111,20 @@ def check_same_net(folder: Path, params: Params, reference: Params, reference_fo
 
 
 class Scorer:
-    """PublicTest accuracy (centre crop) of weights, on the aligned faces and, with raw, the
+    """PublicTest accuracy (centre crop) of a model, on the aligned faces and, with raw, the
     plain crops: the number the greedy choice goes by (train.ensemble.score)."""
 
     def __init__(self, files: ModelFiles, val: dict, raw_val: dict | None, backend: str, scratch: Path):
         self.files, self.val, self.raw_val, self.backend, self.scratch = files, val, raw_val, backend, scratch
 
     def classifier(self, params: Params) -> Classifier:
+        """The model these weights make, written to the scratch folder (OpenCV reads files)."""
         weights = self.scratch / "candidate.caffemodel"
         write_params(self.files.deploy, params, weights)
         f = self.files
         return Classifier(ModelFiles(f.deploy, weights, f.mean, f.labels, f.template, True), self.backend)
 
-    def __call__(self, params: Params) -> tuple[float, dict]:
-        classifier = self.classifier(params)
+    def __call__(self, classifier: Classifier) -> tuple[float, dict]:
         row = {"val": accuracy(classifier, self.val)}
         raw_row = {"val": accuracy(classifier, self.raw_val)} if self.raw_val is not None else None
         return score(row, raw_row), {"val": row["val"], **({"raw_val": raw_row["val"]} if raw_row else {})}
@@ -134,18 +134,20 @@ def accuracy(classifier: Classifier, split: dict) -> float:
     return float((classifier.probabilities(split["faces"]).argmax(axis=1) == split["labels"]).mean())
 
 
-def greedy(folders: list[Path], members: list[Params], scorer: Scorer) -> tuple[list[int], list[dict]]:
+def greedy(
+    folders: list[Path], classifiers: list[Classifier], members: list[Params], scorer: Scorer
+) -> tuple[list[int], list[dict]]:
     """Indices of the chosen members and every step of the choice (who, alone, the soup with it, kept)."""
     alone = []
-    for folder, params in zip(folders, members):
+    for folder, classifier in zip(folders, classifiers):
         print(f"scoring {folder} ...", file=sys.stderr)
-        alone.append(scorer(params))
+        alone.append(scorer(classifier))
     order = sorted(range(len(members)), key=lambda i: -alone[i][0])  # stable: the first given wins a tie
     chosen, best = [order[0]], alone[order[0]][0]
     steps = [{"member": str(folders[order[0]]), "alone": alone[order[0]][1], "soup": alone[order[0]][1], "kept": True}]
     for i in order[1:]:
         print(f"trying the soup with {folders[i]} ...", file=sys.stderr)
-        value, row = scorer(average([members[j] for j in [*chosen, i]]))
+        value, row = scorer(scorer.classifier(average([members[j] for j in [*chosen, i]])))
         kept = value >= best
         if kept:
             chosen, best = [*chosen, i], value
@@ -163,7 +165,8 @@ def soup(
 ) -> dict:
     """Choose the members (all of them with uniform), average their weights, score the soup on
     both splits with each TTA, and write it to target as a model folder; returns the report."""
-    files = check_members(folders)
+    classifiers = check_members(folders, backend)
+    files = [classifier.files for classifier in classifiers]
     for folder, member in zip(folders, files):
         check_alignment(member, folder, data)
     if raw is not None:
@@ -180,7 +183,7 @@ def soup(
         if uniform:
             chosen, steps = list(range(len(folders))), []
         else:
-            chosen, steps = greedy(folders, members, scorer)
+            chosen, steps = greedy(folders, classifiers, members, scorer)
         params = average([members[i] for i in chosen])
         classifier = scorer.classifier(params)
         views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
