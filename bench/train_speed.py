@@ -11,8 +11,9 @@ The engines run from one build: CAFFE_ENGINE=CAFFE makes the CAFFE engine the de
 --data, Caffe is also timed on the real LMDB input (mirror + random crop + mean), as make
 train runs it. The configurations are measured in turn, ROUNDS times, and every ratio is the
 median of its per-round ratios (this shared machine drifts by more than the differences
-measured). Also recorded: each process's peak memory, the CPU model, its vector
-instruction set, and the kernels oneDNN picked. Writes bench/results/train_speed.json.
+measured). Also recorded, per net: each process's peak memory, the CPU model, its vector
+instruction set, and the kernels oneDNN picked. Writes bench/results/train_speed.json, where
+the nets not measured this time keep their rows (each with the machine it was measured on).
 PyTorch is only needed here (make bench-train installs torch==2.13.0).
 """
 
@@ -206,7 +207,7 @@ def main() -> None:
         seconds = caffe_worker(args.net, args.data) if args.worker == "caffe" else torch_worker(args.twin, args.side)
         print(seconds, peak_rss_mb())
         return
-    from bench.common import write_results
+    from bench.common import RESULTS, machine, write_results
 
     try:
         import torch
@@ -214,19 +215,20 @@ def main() -> None:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
+    earlier = RESULTS / "train_speed.json"
     results: dict = {
-        "vector_isa": vector_isa(),
-        "torch": torch_version,
         "batch": BATCH,
         "steps_per_run": STEPS,
         "runs": RUNS,
         "warmup_steps": WARMUP,
         "rounds": ROUNDS,
-        "nets": {},
+        "nets": json.loads(earlier.read_text())["nets"] if earlier.exists() else {},
     }
-    print(f"CPU vector instruction set: {results['vector_isa']}", file=sys.stderr)
+    isa = vector_isa()
+    print(f"CPU vector instruction set: {isa}", file=sys.stderr)
     for net in args.nets:
-        rows = {"onednn_convolutions": onednn_kernels(net)}
+        rows = {"machine": machine(), "vector_isa": isa, "torch": torch_version}
+        rows["onednn_convolutions"] = onednn_kernels(net)
         for threads in args.threads:
             row = rounds(net, threads, args.data, torch_version is not None)
             rows[f"threads_{threads}"] = row
