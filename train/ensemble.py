@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier, tta_average
@@ -92,9 +93,9 @@ def all_member_views(
     crops), the splits and the shared labels; ModelError when the members disagree on classes
     or images."""
     views, labels, splits = [], None, None
-    for folder, data in members:
+    path = "plain crops" if raw else "aligned faces"
+    for folder, data in tqdm(members, desc=f"scoring members ({path})", unit=" models", file=sys.stderr):
         data = raw or data
-        print(f"scoring {folder} on {data} ...", file=sys.stderr)
         member, member_splits, member_labels = member_views(folder, data, backend, count, aligned=raw is None)
         if splits is None:
             splits, labels = member_splits, member_labels

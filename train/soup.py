@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier
@@ -138,20 +139,22 @@ def greedy(
     folders: list[Path], classifiers: list[Classifier], members: list[Params], scorer: Scorer
 ) -> tuple[list[int], list[dict]]:
     """Indices of the chosen members and every step of the choice (who, alone, the soup with it, kept)."""
+    bar = tqdm(total=2 * len(folders) - 1, desc="greedy soup", unit=" scores", file=sys.stderr)
     alone = []
-    for folder, classifier in zip(folders, classifiers):
-        print(f"scoring {folder} ...", file=sys.stderr)
+    for classifier in classifiers:
         alone.append(scorer(classifier))
+        bar.update()
     order = sorted(range(len(members)), key=lambda i: -alone[i][0])  # stable: the first given wins a tie
     chosen, best = [order[0]], alone[order[0]][0]
     steps = [{"member": str(folders[order[0]]), "alone": alone[order[0]][1], "soup": alone[order[0]][1], "kept": True}]
     for i in order[1:]:
-        print(f"trying the soup with {folders[i]} ...", file=sys.stderr)
         value, row = scorer(scorer.classifier(average([members[j] for j in [*chosen, i]])))
         kept = value >= best
         if kept:
             chosen, best = [*chosen, i], value
         steps.append({"member": str(folders[i]), "alone": alone[i][1], "soup": row, "kept": kept})
+        bar.update()
+    bar.close()
     return chosen, steps
 
 
