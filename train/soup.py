@@ -232,7 +232,6 @@ def soup(
 def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
     """The soup's model card, in Markdown."""
     test, val, raw = report["splits"]["test"], report["splits"]["val"], report.get("raw_splits")
-    chose = bool(report["steps"])  # --uniform takes every member: PublicTest chose nothing
     members = ", ".join(f"`{m}`" for m in report["members"])
     lines = [
         f"# {name}",
@@ -244,12 +243,12 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
         "| | |",
         "|---|---|",
         f"| PrivateTest accuracy (all {test['images']} images, centre crop) | **{test['accuracy']:.4f}** |",
-        f"| PublicTest accuracy{' (used to choose the members)' if chose else ''} | {val['accuracy']:.4f} |",
+        f"| PublicTest accuracy{'' if uniform else ' (used to choose the members)'} | {val['accuracy']:.4f} |",
     ]
     if raw:
         lines += [
             f"| PrivateTest, plain crops as `predict --no-detect --raw` sees them | {raw['test']['accuracy']:.4f} |",
-            f"| PublicTest, plain crops{' (used to choose, with the aligned path)' if chose else ''} | "
+            f"| PublicTest, plain crops{'' if uniform else ' (used to choose, with the aligned path)'} | "
             f"{raw['val']['accuracy']:.4f} |",
         ]
     for key, what in (
@@ -258,7 +257,7 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
     ):
         if key in test:
             lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
-    if report["steps"]:
+    if not uniform:  # --uniform takes every member: PublicTest chose nothing
         raw_cells = " | PublicTest raw: alone | with the soup" if raw else ""
         lines += ["", "## The greedy choice", "", f"| member | PublicTest: alone | with the soup{raw_cells} | kept |"]
         lines.append("|---|---|---|" + ("---|---|" if raw else "") + "---|")
