@@ -457,6 +457,19 @@ def test_evaluation_of_a_model_with_known_answers(tmp_path: Path) -> None:
     assert "PrivateTest accuracy" in (tmp_path / "eval/report.md").read_text()
 
 
+def test_views_in_batches_are_the_views_of_the_whole_split(tmp_path: Path) -> None:
+    from ferlib.classifier import Classifier
+    from ferlib.model_folder import ModelFiles
+    from train.evaluate import split_views
+
+    data = make_dataset(tmp_path / "data", val_count=40)
+    classifier = Classifier(ModelFiles.from_dir(known_model(tmp_path / "model", 50.0)))
+    splits = {"test": {"faces": read_lmdb(data / "test_lmdb")[1]}, "none": {"faces": np.zeros((0, 1, 8, 8), np.uint8)}}
+    views = split_views(classifier, splits, count=3, batch=7)
+    assert views["test"].shape == (3, 40, 2) and views["none"].shape == (3, 0, 2)
+    np.testing.assert_allclose(views["test"], classifier.view_probabilities(splits["test"]["faces"], 3), atol=1e-6)
+
+
 def test_evaluating_a_run_selects_on_publictest_and_draws_curves(tmp_path: Path, caffe_tool: str) -> None:
     data = make_dataset(tmp_path / "data")
     net = make_tiny_net(tmp_path / "tiny")

@@ -35,7 +35,7 @@ from ferlib.classifier import Classifier, tta_average
 from ferlib.dataset import SPLIT_NAMES, DatasetError, dataset_template, load_split
 from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
-from train.evaluate import headline, per_class_markdown, split_report, tta_table
+from train.evaluate import headline, per_class_markdown, split_report, split_views, tta_table
 from train.ship import LIMITS
 
 
@@ -77,7 +77,7 @@ def member_views(
     if aligned:
         check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
-    views = {key: classifier.view_probabilities(split["faces"], count) for key, split in splits.items()}
+    views = split_views(classifier, splits, count)
     return views, splits, classifier.labels
 
 

@@ -40,7 +40,7 @@ from ferlib.dataset import SPLIT_NAMES, DatasetError, load_split
 from ferlib.model_folder import ModelError, ModelFiles, write_model
 from train import plots
 from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, score
-from train.evaluate import headline, split_report, tta_markdown, tta_table
+from train.evaluate import headline, split_report, split_views, tta_markdown, tta_table
 
 Params = dict[str, list[np.ndarray]]  # layer name -> its blobs
 
@@ -189,7 +189,7 @@ def soup(
             chosen, steps = greedy(folders, classifiers, members, scorer)
         params = average([members[i] for i in chosen])
         classifier = scorer.classifier(params)
-        views = {key: classifier.view_probabilities(split["faces"]) for key, split in splits.items()}
+        views = split_views(classifier, splits)
         reports, counts = {}, {}
         for key, split in splits.items():
             reports[key], counts[key] = split_report(views[key][0], split, files[0].labels)
@@ -207,7 +207,7 @@ def soup(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if raw is not None:
-            raw_views = {key: classifier.view_probabilities(split["faces"]) for key, split in raw_splits.items()}
+            raw_views = split_views(classifier, raw_splits)
             report["raw_data"] = str(raw)
             report["raw_splits"] = {
                 key: split_report(raw_views[key][0], split, files[0].labels)[0] for key, split in raw_splits.items()
