@@ -189,6 +189,17 @@ def onednn_kernels(net: str) -> list[str]:
     return sorted({line.split(",")[4] for line in out.splitlines() if ",exec,cpu,convolution," in line})
 
 
+def earlier_rows(path: Path) -> dict:
+    """The rows of the nets measured before, kept beside this run's; a file that is not this
+    benchmark's results stops the run before it measures for half an hour."""
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text())["nets"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"{path}: not this benchmark's results ({error!r}); move it aside") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="a preprocessed dataset, to time Caffe on its real LMDB too")
@@ -215,14 +226,13 @@ def main() -> None:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
-    earlier = RESULTS / "train_speed.json"
     results: dict = {
         "batch": BATCH,
         "steps_per_run": STEPS,
         "runs": RUNS,
         "warmup_steps": WARMUP,
         "rounds": ROUNDS,
-        "nets": json.loads(earlier.read_text())["nets"] if earlier.exists() else {},
+        "nets": earlier_rows(RESULTS / "train_speed.json"),
     }
     isa = vector_isa()
     print(f"CPU vector instruction set: {isa}", file=sys.stderr)
