@@ -7,6 +7,8 @@ backends of ferlib.nets run the same deploy.prototxt + .caffemodel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ferlib.model_folder import TTA_VIEWS, ModelError, ModelFiles, crop_size, read_mean
@@ -61,14 +63,24 @@ class Classifier:
         corners = [(m, corner) for corner in ((0, 0), (0, far), (far, 0), (far, far)) for m in (False, True)]
         return [(False, None), (True, None), *corners]
 
-    def view_probabilities(self, faces: np.ndarray, count: int = 10, batch: int = 256) -> np.ndarray:
-        """Class probabilities of the first count views: (count, N, classes)."""
+    def view_probabilities(
+        self,
+        faces: np.ndarray,
+        count: int = 10,
+        batch: int = 256,
+        progress: Callable[[int], object] | None = None,
+    ) -> np.ndarray:
+        """Class probabilities of the first count views: (count, N, classes). progress, if
+        given, is called after each batch with the net passes it took (views x faces), so
+        that a caller can show a bar without ferlib knowing how it is drawn."""
         faces = np.asarray(faces, dtype=np.uint8).reshape(-1, *self.mean.shape)
         views = self.views()[:count]
-        out = [
-            np.stack([self._forward(self.prepare(faces[start : start + batch], m, o)) for m, o in views])
-            for start in range(0, len(faces), batch)
-        ]
+        out = []
+        for start in range(0, len(faces), batch):
+            chunk = faces[start : start + batch]
+            out.append(np.stack([self._forward(self.prepare(chunk, m, o)) for m, o in views]))
+            if progress is not None:
+                progress(len(views) * len(chunk))
         return np.concatenate(out, axis=1) if out else np.zeros((len(views), 0, len(self.labels)), np.float32)
 
     def probabilities(self, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:

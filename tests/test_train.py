@@ -468,6 +468,9 @@ def test_views_in_batches_are_the_views_of_the_whole_split(tmp_path: Path) -> No
     views = split_views(classifier, splits, count=3, batch=7)
     assert views["test"].shape == (3, 40, 2) and views["none"].shape == (3, 0, 2)
     np.testing.assert_allclose(views["test"], classifier.view_probabilities(splits["test"]["faces"], 3), atol=1e-6)
+    passes: list[int] = []
+    classifier.view_probabilities(splits["test"]["faces"], 3, batch=7, progress=passes.append)
+    assert passes == [21] * 5 + [15]  # 3 views of 7 faces per batch, the last batch 5 faces
 
 
 def test_evaluating_a_run_selects_on_publictest_and_draws_curves(tmp_path: Path, caffe_tool: str) -> None:

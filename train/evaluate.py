@@ -44,19 +44,14 @@ def split_report(probabilities: np.ndarray, split: dict, labels: tuple[str, ...]
 
 
 def split_views(classifier: Classifier, splits: dict[str, dict], count: int = 10, batch: int = 256) -> dict:
-    """Each split's probabilities of the first count views (Classifier.view_probabilities), in
-    batches under a bar: ten views of both splits are 72,000 passes, minutes for a large net."""
+    """Each split's probabilities of the first count views (Classifier.view_probabilities)
+    under one bar: ten views of both splits are 72,000 passes, minutes for a large net."""
     total = count * sum(len(split["faces"]) for split in splits.values())
-    views = {}
     with tqdm(total=total, desc="net passes", unit=" passes", unit_scale=True, leave=False, file=sys.stderr) as bar:
-        for key, split in splits.items():
-            faces = split["faces"]
-            parts = []
-            for start in range(0, len(faces), batch):
-                parts.append(classifier.view_probabilities(faces[start : start + batch], count, batch))
-                bar.update(parts[-1].shape[0] * parts[-1].shape[1])
-            views[key] = np.concatenate(parts, axis=1) if parts else classifier.view_probabilities(faces, count)
-    return views
+        return {
+            key: classifier.view_probabilities(split["faces"], count, batch, progress=bar.update)
+            for key, split in splits.items()
+        }
 
 
 def tta_table(
