@@ -83,10 +83,16 @@ class Classifier:
                 progress(len(views) * len(chunk))
         return np.concatenate(out, axis=1) if out else np.zeros((len(views), 0, len(self.labels)), np.float32)
 
-    def probabilities(self, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
+    def probabilities(
+        self,
+        faces: np.ndarray,
+        tta: str = "none",
+        batch: int = 256,
+        progress: Callable[[int], object] | None = None,
+    ) -> np.ndarray:
         """Class probabilities; tta "mirror" averages with the flipped face, "ten" over the
-        four corner and centre crops and their mirrors."""
-        return tta_average(self.view_probabilities(faces, TTA_VIEWS[tta], batch), tta)
+        four corner and centre crops and their mirrors. progress: as view_probabilities'."""
+        return tta_average(self.view_probabilities(faces, TTA_VIEWS[tta], batch, progress), tta)
 
     def _forward(self, data: np.ndarray) -> np.ndarray:
         try:

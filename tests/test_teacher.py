@@ -37,7 +37,9 @@ def test_an_ensembles_probabilities_become_soft_targets(tmp_path: Path, capsys: 
     ensemble.mkdir()
     (ensemble / "ensemble.json").write_text(json.dumps({"members": ["../a", "../b"], "tta": "mirror", "format": 1}))
     assert main(["--model", str(ensemble), "--data", str(data), "--out", str(tmp_path / "t1")]) == 0
-    assert "20 targets of 7 classes (T=1)" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    assert "20 targets of 7 classes (T=1)" in shown.out
+    assert "/80.0 [" in shown.err  # a bar over 2 members x 2 views x 20 faces
     keys, targets = read_vectors(tmp_path / "t1")
     faces = np.stack([lfw_face(i, 48) for i in range(20)])
     expected = np.mean([Classifier(ModelFiles.from_dir(m)).probabilities(faces, tta="mirror") for m in members], axis=0)

@@ -32,13 +32,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ferlib import atomic, cli, ferplus
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
 from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row, read_manifest
 from ferlib.lmdb_io import read_lmdb, write_vectors
-from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles, is_ensemble, model_members
+from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, is_ensemble, model_members
 
 TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
 
@@ -77,15 +78,17 @@ def teacher_targets(
     """The LMDB keys, the (N, classes) soft targets and the teacher's accuracy on the training labels."""
     template, labels = dataset_template(data), classes(data)
     keys, faces, truth = read_lmdb(data / "train_lmdb")
-    probabilities = []
-    for files in members:
+    classifiers = []
+    for files in members:  # every member checked before the first pass
         folder = files.deploy.parent
         if files.template != template:
             raise ModelError(f"{folder}: aligned with template {files.template!r}, the dataset with {template!r}")
-        classifier = Classifier(files)
-        if classifier.labels != labels:
-            raise ModelError(f"{folder}: classes {classifier.labels} differ from the dataset's {labels}")
-        probabilities.append(classifier.probabilities(faces[:, 0], tta=tta))
+        classifiers.append(Classifier(files))
+        if classifiers[-1].labels != labels:
+            raise ModelError(f"{folder}: classes {classifiers[-1].labels} differ from the dataset's {labels}")
+    total = len(members) * TTA_VIEWS[tta] * len(faces)
+    with tqdm(total=total, desc="net passes", unit=" passes", unit_scale=True, leave=False, file=sys.stderr) as bar:
+        probabilities = [c.probabilities(faces[:, 0], tta=tta, progress=bar.update) for c in classifiers]
     averaged = soften(per_face(keys, np.mean(probabilities, axis=0)), temperature)
     return keys, averaged.astype(np.float32), float(np.mean(averaged.argmax(axis=1) == truth))
 
