@@ -19,6 +19,7 @@ from ferlib.dataset import SPLIT_NAMES, DatasetError, classes, load_split, read_
 from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
+from train.progress import net_passes_bar
 
 
 def split_report(probabilities: np.ndarray, split: dict, labels: tuple[str, ...]) -> tuple[dict, np.ndarray]:
@@ -47,7 +48,7 @@ def split_views(classifier: Classifier, splits: dict[str, dict], count: int = 10
     """Each split's probabilities of the first count views (Classifier.view_probabilities)
     under one bar: ten views of both splits are 72,000 passes, minutes for a large net."""
     total = count * sum(len(split["faces"]) for split in splits.values())
-    with tqdm(total=total, desc="net passes", unit=" passes", unit_scale=True, leave=False, file=sys.stderr) as bar:
+    with net_passes_bar(total) as bar:
         return {
             key: classifier.view_probabilities(split["faces"], count, batch, progress=bar.update)
             for key, split in splits.items()

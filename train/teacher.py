@@ -32,7 +32,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ferlib import atomic, cli, ferplus
 from ferlib.classes import FER2013
@@ -40,6 +39,7 @@ from ferlib.classifier import Classifier
 from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row, read_manifest
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, is_ensemble, model_members
+from train.progress import net_passes_bar
 
 TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
 
@@ -87,7 +87,7 @@ def teacher_targets(
         if classifiers[-1].labels != labels:
             raise ModelError(f"{folder}: classes {classifiers[-1].labels} differ from the dataset's {labels}")
     total = len(members) * TTA_VIEWS[tta] * len(faces)
-    with tqdm(total=total, desc="net passes", unit=" passes", unit_scale=True, leave=False, file=sys.stderr) as bar:
+    with net_passes_bar(total) as bar:
         probabilities = [c.probabilities(faces[:, 0], tta=tta, progress=bar.update) for c in classifiers]
     averaged = soften(per_face(keys, np.mean(probabilities, axis=0)), temperature)
     return keys, averaged.astype(np.float32), float(np.mean(averaged.argmax(axis=1) == truth))
