@@ -12,9 +12,9 @@ import pytest
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
 from ferlib.dataset import file_sha256
-from ferlib.ferplus import HEADER as FERPLUS_HEADER
 from ferlib.lmdb_io import read_vectors, write_lmdb
 from ferlib.model_folder import ModelFiles
+from ferplus_files import crowd_csv
 from hostile import call, one_error_line
 from reference_images import lfw_face
 from tiny_models import face_model
@@ -128,15 +128,6 @@ def test_both_views_of_a_face_share_one_target(tmp_path: Path) -> None:
         assert np.array_equal(one, other)
         assert np.allclose(one, (probabilities[i] + probabilities[10 + i]) / 2, atol=1e-5)
     assert not np.allclose(probabilities[:10], probabilities[10:], atol=1e-3)  # the views did differ
-
-
-def crowd_csv(path: Path, rows: list[tuple[str, list[int]]]) -> Path:
-    """A fer2013new.csv: (Usage, ten vote counts in FER+'s column order) per FER2013 row."""
-    lines = [",".join(FERPLUS_HEADER)] + [
-        f"{usage},fer{i:07d}.png,{','.join(map(str, v))}" for i, (usage, v) in enumerate(rows)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_the_crowds_votes_become_soft_targets_over_fer2013s_classes(tmp_path: Path) -> None:

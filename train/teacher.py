@@ -36,10 +36,11 @@ import numpy as np
 from ferlib import atomic, cli, ferplus
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
-from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row, read_manifest
+from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, is_ensemble, model_members
 from train.progress import net_passes_bar
+from train.votes import face_votes, read_crowd
 
 TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
 
@@ -96,23 +97,12 @@ def teacher_targets(
 def vote_targets(votes: Path, data: Path) -> tuple[list[str], np.ndarray, float]:
     """The LMDB keys, each training face's FER+ votes over FER2013's classes (its label,
     one-hot, where the crowd gave those classes no vote) and how often the crowd's most-voted
-    class is the label. The keys name the faces' FER2013 csv rows, which fer2013new.csv
-    holds in the same order; a row that is not Training there means another file."""
-    manifest = read_manifest(data) or {}
-    if "folder" in manifest.get("input", {}) or classes(data) != FER2013:
-        raise DatasetError(f"{data}: --votes needs a dataset made from the FER2013 csv with its own labels")
-    crowd = [(usage, distribution) for usage, _, distribution in ferplus.read_labels(votes)]
+    class is the label."""
+    crowd = read_crowd(votes, data)
     keys, _, truth = read_lmdb(data / "train_lmdb")
-    targets = np.zeros((len(keys), len(FER2013)), np.float32)
-    for i, (key, label) in enumerate(zip(keys, truth)):
-        row = int(key_row(key))
-        usage, distribution = crowd[row] if row < len(crowd) else ("no such row", None)
-        if usage != "Training":
-            raise DatasetError(
-                f"{votes}: line {row + 2}: {usage!r} where {data}'s training face {key} expects Training"
-            )
-        seven = ferplus.as_fer2013(distribution)
-        targets[i] = seven if seven.any() else np.eye(len(FER2013), dtype=np.float32)[label]
+    targets = face_votes(crowd, keys, "Training", votes, data)
+    unvoted = ~targets.any(axis=1)
+    targets[unvoted] = np.eye(len(FER2013), dtype=np.float32)[truth[unvoted]]
     return keys, targets, float(np.mean(targets.argmax(axis=1) == truth))
 
 
