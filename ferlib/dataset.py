@@ -129,6 +129,17 @@ def classes(folder: Path) -> tuple[str, ...]:
     return tuple((manifest or {}).get("classes") or FER2013)
 
 
+def check_classes(labels: tuple[str, ...], folder: Path, model: Path) -> None:
+    """Refuse to score a model on a dataset of other classes: each class index would name
+    another class, and every figure would be wrong without an error."""
+    expected = classes(folder)
+    if tuple(labels) != expected:
+        raise DatasetError(
+            f"{model} has the classes {', '.join(labels)}, but {folder} holds {', '.join(expected)}: "
+            "pass a dataset made with the model's classes"
+        )
+
+
 def load_split(folder: Path, split: str) -> dict:
     """Faces, labels and per-image facts (face found, copy of a training image) of one split."""
     if not (folder / f"{split}_lmdb").is_dir():

@@ -58,8 +58,11 @@ random_seed: 1
 """
 
 
-def make_dataset(folder: Path, train_count: int = 64, val_count: int = 30) -> Path:
-    """A dataset folder as make preprocess writes it, of 8x8 synthetic images."""
+def make_dataset(
+    folder: Path, train_count: int = 64, val_count: int = 30, classes: tuple[str, ...] | None = None
+) -> Path:
+    """A dataset folder as make preprocess writes it, of 8x8 synthetic images (of FER2013's
+    classes, as a manifest without any says, unless given classes)."""
     folder.mkdir(parents=True)
     for name, count, seed in (("train", train_count, 0), ("val", val_count, 1), ("test", val_count, 2)):
         images, labels = synthetic_images(count, seed=seed)
@@ -70,7 +73,8 @@ def make_dataset(folder: Path, train_count: int = 64, val_count: int = 30) -> Pa
             mean = images.astype(np.float32).mean(axis=0)[None]
             (folder / "mean.binaryproto").write_bytes(caffe_proto.blob_proto(mean))
             np.save(folder / "mean.npy", mean.astype(np.float32))
-    (folder / "manifest.json").write_text(json.dumps({"input": {"csv_sha256": "synthetic"}}))
+    manifest = {"input": {"csv_sha256": "synthetic"}} | ({"classes": list(classes)} if classes else {})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 
@@ -425,6 +429,9 @@ def test_every_net_learns_a_small_batch(tmp_path: Path, net_name: str, pycaffe: 
     assert not unchanged
 
 
+TWO_CLASSES = ("left", "right")  # the synthetic images' labels: the brighter half
+
+
 def known_model(folder: Path, mean: float) -> Path:
     """A 2-class model that says 'right' when the right half of the 6x6 crop is brighter."""
     folder.mkdir()
@@ -435,12 +442,12 @@ def known_model(folder: Path, mean: float) -> Path:
     layers = {"fc": ("InnerProduct", [weight, np.zeros(2, np.float32)])}
     (folder / "known.caffemodel").write_bytes(caffe_proto.net_weights("tiny", layers))
     np.save(folder / "mean.npy", np.full((1, 8, 8), mean, np.float32))
-    (folder / "labels.json").write_text(json.dumps(["left", "right"]))
+    (folder / "labels.json").write_text(json.dumps(list(TWO_CLASSES)))
     return folder
 
 
 def test_evaluation_of_a_model_with_known_answers(tmp_path: Path) -> None:
-    data = make_dataset(tmp_path / "data", val_count=40)
+    data = make_dataset(tmp_path / "data", val_count=40, classes=TWO_CLASSES)
     model = known_model(tmp_path / "model", 50.0)
     from ferlib.lmdb_io import read_lmdb
 
@@ -667,7 +674,11 @@ def faint_dataset(folder: Path, count: int = 600, align: bool = True, misleading
         shutil.rmtree(folder / f"{split}_lmdb")
         records = ((f"{i:08d}_{i:05d}", im.astype(np.uint8), lab) for i, (im, lab) in enumerate(zip(images, labels)))
         write_lmdb(folder / f"{split}_lmdb", records)
-    manifest = {"input": {"csv_sha256": "synthetic"}, "settings": {"align": align, "template": "fer2013"}}
+    manifest = {
+        "input": {"csv_sha256": "synthetic"},
+        "settings": {"align": align, "template": "fer2013"},
+        "classes": list(TWO_CLASSES),
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

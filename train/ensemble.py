@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier, tta_average
-from ferlib.dataset import SPLIT_NAMES, DatasetError, dataset_template, load_split
+from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_template, load_split
 from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
 from train.evaluate import headline, per_class_markdown, split_report, split_views, tta_table
@@ -77,6 +77,7 @@ def member_views(
     if aligned:
         check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
+    check_classes(classifier.labels, data, folder)
     views = split_views(classifier, splits, count)
     return views, splits, classifier.labels
 
@@ -316,7 +317,7 @@ def candidates_markdown(report: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m train.ensemble", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

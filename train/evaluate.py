@@ -4,7 +4,6 @@ accuracy of the same weights with each test-time augmentation (none, mirror, ten
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -15,7 +14,7 @@ from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier, tta_average
-from ferlib.dataset import SPLIT_NAMES, DatasetError, classes, load_split, read_manifest, split_names
+from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, classes, load_split, read_manifest, split_names
 from ferlib.model_folder import TTA_MODES, ModelError, ModelFiles
 from train import metrics, plots
 from train.caffe_log import parse, snapshot_iteration
@@ -196,6 +195,7 @@ def evaluate(
         files = ModelFiles.from_dir(model)
         selection = f"model {model}"
     classifier = Classifier(files, backend)
+    check_classes(classifier.labels, data, model or run)
     out.mkdir(parents=True, exist_ok=True)
     splits = {"val": val, "test": test}
     views = split_views(classifier, splits)
@@ -245,7 +245,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__)
+    parser = cli.Parser(prog="python -m train.evaluate", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="a run folder: picks its best snapshot on PublicTest")
     source.add_argument("--model", type=Path, help="a model folder (deploy.prototxt, .caffemodel, mean.npy)")

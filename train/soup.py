@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier
-from ferlib.dataset import SPLIT_NAMES, DatasetError, load_split
+from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, load_split
 from ferlib.model_folder import ModelError, ModelFiles, write_model
 from train import plots
 from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, score
@@ -172,6 +172,8 @@ def soup(
     files = [classifier.files for classifier in classifiers]
     for folder, member in zip(folders, files):
         check_alignment(member, folder, data)
+    for dataset in (data, raw) if raw is not None else (data,):
+        check_classes(files[0].labels, dataset, folders[0])  # the members share them (check_members)
     if raw is not None:
         check_plain(raw)
     splits = {key: load_split(data, key) for key in SPLIT_NAMES}

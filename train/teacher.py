@@ -36,7 +36,7 @@ import numpy as np
 from ferlib import atomic, cli, ferplus
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
-from ferlib.dataset import DatasetError, classes, dataset_template, file_sha256, key_row
+from ferlib.dataset import DatasetError, check_classes, dataset_template, file_sha256, key_row
 from ferlib.lmdb_io import read_lmdb, write_vectors
 from ferlib.model_folder import TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, is_ensemble, model_members
 from train.progress import net_passes_bar
@@ -77,7 +77,7 @@ def teacher_targets(
     members: list[ModelFiles], tta: str, data: Path, temperature: float = 1.0
 ) -> tuple[list[str], np.ndarray, float]:
     """The LMDB keys, the (N, classes) soft targets and the teacher's accuracy on the training labels."""
-    template, labels = dataset_template(data), classes(data)
+    template = dataset_template(data)
     keys, faces, truth = read_lmdb(data / "train_lmdb")
     classifiers = []
     for files in members:  # every member checked before the first pass
@@ -85,8 +85,7 @@ def teacher_targets(
         if files.template != template:
             raise ModelError(f"{folder}: aligned with template {files.template!r}, the dataset with {template!r}")
         classifiers.append(Classifier(files))
-        if classifiers[-1].labels != labels:
-            raise ModelError(f"{folder}: classes {classifiers[-1].labels} differ from the dataset's {labels}")
+        check_classes(classifiers[-1].labels, data, folder)
     total = len(members) * TTA_VIEWS[tta] * len(faces)
     with net_passes_bar(total) as bar:
         probabilities = [c.probabilities(faces[:, 0], tta=tta, progress=bar.update) for c in classifiers]

@@ -1,0 +1,99 @@
+"""Every command that scores a model on a dataset refuses one whose classes are not the
+dataset's: class index 3 would mean another class in each, and every figure would be wrong
+without an error (a FER+ model on the FER2013 faces, a folder dataset's model on FER2013)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ferlib.classes import FER2013
+from ferlib.lmdb_io import write_lmdb
+from ferplus_files import crowd_csv
+from hostile import call, one_error_line
+from reference_images import lfw_face
+from tiny_models import face_model
+from train import calibrate, crowd, ensemble, evaluate, teacher
+
+OTHER_CLASSES = [f"class {i}" for i in range(7)]
+
+
+def fer2013_dataset(folder: Path) -> Path:
+    """Training, PublicTest and PrivateTest faces (csv rows 0-9, 10-19, 20-29) of FER2013's classes."""
+    folder.mkdir()
+    for split, first in (("train", 0), ("val", 10), ("test", 20)):
+        faces = ((f"{i - first:08d}_{i:05d}", lfw_face(i, 48), i % 7) for i in range(first, first + 10))
+        write_lmdb(folder / f"{split}_lmdb", faces)
+    manifest = {"settings": {"align": True, "template": "fer2013"}, "classes": list(FER2013)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def commands(
+    model: Path, other: Path, data: Path, out: Path
+) -> dict[str, tuple[Callable[[list[str]], int], list[str]]]:
+    votes = crowd_csv(
+        out / "new.csv",
+        [(usage, [10] + [0] * 9) for usage in ["Training"] * 10 + ["PublicTest"] * 10 + ["PrivateTest"] * 10],
+    )
+    return {
+        "evaluate": (evaluate.main, ["--model", str(model), "--data", str(data), "--out", str(out / "eval")]),
+        "ensemble": (
+            ensemble.main,
+            [
+                "--member",
+                f"{model}={data}",
+                "--member",
+                f"{other}={data}",
+                "--name",
+                "e",
+                "--models",
+                str(out / "models"),
+            ],
+        ),
+        "calibrate": (calibrate.main, ["--model", str(model), "--data", str(data)]),
+        "crowd": (
+            crowd.main,
+            ["--model", str(model), "--data", str(data), "--votes", str(votes), "--out", str(out / "c.json")],
+        ),
+        "teacher": (teacher.main, ["--model", str(model), "--data", str(data), "--out", str(out / "teacher")]),
+    }
+
+
+@pytest.mark.parametrize("command", ["evaluate", "ensemble", "calibrate", "crowd", "teacher"])
+def test_a_model_of_other_classes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, command: str) -> None:
+    data = fer2013_dataset(tmp_path / "data")
+    models = [face_model(tmp_path / "model"), face_model(tmp_path / "other", seed=6)]
+    for model in models:
+        (model / "labels.json").write_text(json.dumps(OTHER_CLASSES))
+    out = tmp_path / "out"
+    out.mkdir()
+    main, argv = commands(*models, data, out)[command]
+    assert call(main, argv) == 2
+    error = one_error_line(capsys.readouterr().err)
+    assert f"{models[0]} has the classes class 0, class 1" in error and f"{data} holds Angry, Disgust" in error
+    assert sorted(p.name for p in out.iterdir()) == ["new.csv"]  # nothing written
+    for model in models:  # the same models with the dataset's classes
+        (model / "labels.json").write_text(json.dumps(list(FER2013)))
+    assert call(main, argv) == 0
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("train", ["--epochs", "0"]),
+        ("train.evaluate", []),
+        ("train.ensemble", ["--member", "models/a", "--name", "e"]),
+        ("train.ship", ["--run", "runs/x"]),
+        ("train.crowd", ["--model", "m"]),
+    ],
+)
+def test_a_bad_option_gets_one_line(module: str, argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    main = importlib.import_module(module if module != "train" else "train.__main__").main
+    assert call(main, argv) == 2
+    error = one_error_line(capsys.readouterr().err)
+    assert error.endswith(f"(python -m {module} --help: usage)")
