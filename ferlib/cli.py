@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import signal
 import sys
 import traceback
@@ -91,3 +92,13 @@ def number(low: float, high: float = math.inf, kind: type = float) -> Callable[[
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def model_name(text: str) -> str:
+    """An argparse type: a model's name, which becomes one folder under --models and a word in
+    make commands and model cards: letters, digits, '.', '_' and '-', not a path."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", text):
+        raise argparse.ArgumentTypeError(
+            f"expected a folder name of letters, digits, '.', '_' or '-' (at most 100), got {text!r}"
+        )
+    return text

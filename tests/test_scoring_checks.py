@@ -97,3 +97,20 @@ def test_a_bad_option_gets_one_line(module: str, argv: list[str], capsys: pytest
     assert call(main, argv) == 2
     error = one_error_line(capsys.readouterr().err)
     assert error.endswith(f"(python -m {module} --help: usage)")
+
+
+NAMED = {  # each command's arguments but the model's name
+    "train.ship": ["--run", "runs/r", "--name"],
+    "train.ensemble": ["--member", "models/a=data/a", "--member", "models/b=data/b", "--name"],
+    "train.soup": ["--member", "models/a", "--member", "models/b", "--data", "data/a", "--name"],
+}
+
+
+@pytest.mark.parametrize("module", NAMED)
+@pytest.mark.parametrize("name", ["../x", "a b", "", ".hidden", "a/b"])
+def test_a_name_that_is_not_one_folder_is_refused(module: str, name: str, capsys: pytest.CaptureFixture) -> None:
+    """A model's name becomes one folder under --models: ../x would write beside them, a space
+    would break the make commands its card gives."""
+    main = importlib.import_module(module).main
+    assert call(main, [*NAMED[module], name]) == 2
+    assert "expected a folder name of letters, digits" in one_error_line(capsys.readouterr().err)

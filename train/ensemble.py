@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODEL_DIR=DATA_DIR",
         help="a model folder and the dataset aligned with its template; give two or more",
     )
-    parser.add_argument("--name", required=True, help="ensemble name, the folder under --models")
+    parser.add_argument("--name", type=cli.model_name, required=True, help="ensemble name, the folder under --models")
     parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
     parser.add_argument(
         "--raw",

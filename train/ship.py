@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m train.ship", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run", type=Path, required=True, help="an evaluated run folder")
-    parser.add_argument("--name", required=True, help="model name, the folder under --models")
+    parser.add_argument("--name", type=cli.model_name, required=True, help="model name, the folder under --models")
     parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
     args = parser.parse_args(argv)
     try:

@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, required=True, help="the dataset the members were trained on (aligned as they were)"
     )
-    parser.add_argument("--name", required=True, help="the soup's name, the folder under --models")
+    parser.add_argument("--name", type=cli.model_name, required=True, help="the soup's name, the folder under --models")
     parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
     parser.add_argument("--raw", type=Path, metavar="DATA_DIR",
                         help="the same images as plain crops (make preprocess ARGS=--no-align): choose by the mean "
