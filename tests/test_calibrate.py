@@ -68,9 +68,12 @@ def test_write_puts_one_calibration_section_on_the_card(tmp_path: Path, capsys: 
     card = "# model\n\n## Data\nfaces\n\n## Intended use and limits\n\nresearch\n"
     (model / "README.md").write_text(card)
     argv = ["--model", str(model), "--data", str(data)]
-    assert main(argv) == 0
-    assert (model / "README.md").read_text() == card  # measuring alone changes nothing the model says
-    assert not (model / "calibration.json").exists()
+    before = sorted(p.name for p in model.iterdir())
+    assert main([*argv, "--out", str(tmp_path / "report")]) == 0
+    assert sorted(p.name for p in model.iterdir()) == before  # measuring alone leaves the model folder alone
+    assert (model / "README.md").read_text() == card
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["calibration-report.json", "calibration.png"]
+    assert f"report in {tmp_path / 'report'}" in capsys.readouterr().out
     for _ in range(2):  # again: the section is replaced, not added twice
         assert main([*argv, "--write"]) == 0
     written = (model / "README.md").read_text()

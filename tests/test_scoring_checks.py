@@ -55,7 +55,7 @@ def commands(
                 str(out / "models"),
             ],
         ),
-        "calibrate": (calibrate.main, ["--model", str(model), "--data", str(data)]),
+        "calibrate": (calibrate.main, ["--model", str(model), "--data", str(data), "--out", str(out / "cal")]),
         "crowd": (
             crowd.main,
             ["--model", str(model), "--data", str(data), "--votes", str(votes), "--out", str(out / "c.json")],

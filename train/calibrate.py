@@ -6,11 +6,12 @@ be right more or less than 90% of the time. This scores the model (an ensemble a
 runs it: its members averaged with its own test-time augmentation) on PublicTest and
 PrivateTest, fits one temperature T on PublicTest (p' = softmax(log p / T), the T with the
 least negative log-likelihood; it never changes which label wins), and reports the expected
-calibration error (ECE, 15 confidence bins) on PrivateTest with and without it. With
---write, the temperature goes into the model folder (calibration.json), and predict applies
-it, and the model card (README.md) gets a Calibration section with these figures and this
-command (calibrating again replaces it); a reliability diagram (calibration.png) goes beside
-it either way.
+calibration error (ECE, 15 confidence bins) on PrivateTest with and without it, with a
+reliability diagram, into --out (default out/calibration/<model>/): the model folder is an
+input and stays untouched. With --write, the temperature goes into the model folder
+(calibration.json), and predict applies it, the diagram (calibration.png) beside it, and the
+model card (README.md) gets a Calibration section with these figures and this command
+(calibrating again replaces it).
 """
 
 from __future__ import annotations
@@ -119,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the dataset aligned as the model's faces were")
     parser.add_argument("--write", action="store_true", help="put the temperature into the model folder")
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
+    parser.add_argument(
+        "--out", type=Path, help="without --write: the report's folder (default: out/calibration/<model>)"
+    )
     args = parser.parse_args(argv)
+    if args.write and args.out:
+        parser.error("--out: with --write the figures go into the model folder")
+    out = args.model if args.write else args.out or Path("out/calibration") / args.model.resolve().name
     try:
         probabilities, splits = model_probabilities(args.model, args.data, args.backend)
     except (ModelError, DatasetError) as error:
@@ -139,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     reliability_png(
         {"as trained": (probabilities["test"], test), f"temperature {temperature:g}": (fitted, test)},
-        f"{args.model.name}: PrivateTest reliability",
-        args.model / "calibration.png",
+        f"{args.model.resolve().name}: PrivateTest reliability",
+        out / "calibration.png",
     )
     wrote = ""
     if args.write:
@@ -153,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic.write_text(card, with_section(card.read_text(), calibration_section(report, command)))
             wrote += " and the card's Calibration section"
     else:
-        atomic.write_json(args.model / "calibration-report.json", report)
+        atomic.write_json(out / "calibration-report.json", report)
+        wrote = f"; report in {out}"
     print(
         f"temperature {temperature:g} (fitted on PublicTest): PrivateTest ECE {report['private_test_ece']:.4f} -> "
         f"{report['private_test_ece_calibrated']:.4f}, NLL {report['private_test_nll']:.4f} -> "

@@ -263,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         "the peak on the test set would claim; the selection still uses PublicTest only",
     )
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
-    parser.add_argument("--out", type=Path, help="report folder (default: <run or model>/eval)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default: <run>/eval, which make ship reads; for a model folder, an input left "
+        "untouched, out/eval/<model>); eval-<tta> with --tta",
+    )
     args = parser.parse_args(argv)
     if args.test_curve and args.run is None:
         parser.error("--test-curve scores a run's snapshots: give --run")
@@ -271,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     if data is None and args.run is not None and (args.run / "run.json").exists():
         data = Path(json.loads((args.run / "run.json").read_text())["data"]["dir"])
     data = data or Path("data/fer2013")
-    out = args.out or (args.run or args.model) / ("eval" if args.tta == "none" else f"eval-{args.tta}")
+    report_folder = "eval" if args.tta == "none" else f"eval-{args.tta}"
+    out = args.out or (
+        args.run / report_folder if args.run else Path("out") / report_folder / args.model.resolve().name
+    )
     try:
         report = evaluate(data, out, args.tta, args.backend, run=args.run, model=args.model, test_curve=args.test_curve)
     except (ModelError, DatasetError) as error:
