@@ -464,6 +464,19 @@ def test_evaluation_of_a_model_with_known_answers(tmp_path: Path) -> None:
     assert "PrivateTest accuracy" in (tmp_path / "eval/report.md").read_text()
 
 
+def test_evaluating_a_model_folder_leaves_it_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model folder is an input: its report goes to out/eval/<model>, not into the model."""
+    from train.evaluate import main
+
+    data = make_dataset(tmp_path / "data", val_count=10, classes=TWO_CLASSES)
+    model = known_model(tmp_path / "model", 50.0)
+    before = sorted(p.name for p in model.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert main(["--model", str(model), "--data", str(data), "--tta", "mirror"]) == 0
+    assert sorted(p.name for p in model.iterdir()) == before
+    assert (tmp_path / "out/eval-mirror/model/report.json").is_file()
+
+
 def test_views_in_batches_are_the_views_of_the_whole_split(tmp_path: Path) -> None:
     from ferlib.classifier import Classifier
     from ferlib.model_folder import ModelFiles
