@@ -7,7 +7,7 @@ label holds the most votes among FER2013's seven classes, ties included), the cr
 (another class holds more), and no vote at all for the seven (contempt, unknown or not a
 face). A model scored on FER2013's labels cannot be right on a disputed face without
 learning the dispute, so the split says how much of the way to a target lies on faces the
-crowd agrees on, and how often on the disputed ones the model gives the crowd's class instead. The
+crowd agrees on, and how often the model gives the crowd's class on the disputed ones. The
 model runs as predict runs it (an ensemble's members averaged, with its test-time
 augmentation); the table goes to standard output, the figures to --out as JSON.
 """
