@@ -150,10 +150,30 @@ def install_folder(built: Path, dest: Path) -> None:
     _fsync_folder(dest.parent)
 
 
+def check_replaceable(dest: Path, markers: tuple[str, ...]) -> None:
+    """Refuse (FileExistsError, which commands report in one line) a destination that a folder
+    of this kind must not replace: a file or a link, or a folder with other contents and none of
+    the marker files every folder of this kind holds; an absent or empty folder is fine."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise FileExistsError(
+            errno.EEXIST, "an existing file or link; choose another name (nothing was changed)", str(dest)
+        )
+    if dest.is_dir() and not any((dest / marker).exists() for marker in markers) and any(dest.iterdir()):
+        raise FileExistsError(
+            errno.EEXIST,
+            f"a folder this project did not write (no {' or '.join(markers)}); choose a new or empty one "
+            "(nothing was changed)",
+            str(dest),
+        )
+
+
 @contextlib.contextmanager
-def replacing_folder(dest: Path) -> Iterator[Path]:
+def replacing_folder(dest: Path, markers: tuple[str, ...]) -> Iterator[Path]:
     """Yield an empty temporary folder beside dest to build in; when the block ends normally it
-    replaces dest (install_folder), otherwise it is removed."""
+    replaces dest (install_folder), otherwise it is removed. dest must be absent, empty or a
+    folder of the same kind, one holding one of the markers (check_replaceable): a folder
+    the project did not write is never replaced."""
+    check_replaceable(dest, markers)
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep(dest.parent)
     tmp = temp_name(dest)

@@ -24,6 +24,7 @@ from ferlib.lmdb_io import lmdb_size, read_lmdb
 SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 FOLDER_SPLIT_NAMES = {"val": "val", "test": "test"}
 LMDB_KEY = "<position:08d>_<row:05d>"  # as the manifest describes lmdb_key()
+MANIFEST = "manifest.json"  # every dataset folder holds one
 
 
 def lmdb_key(position: int, row: int) -> str:
@@ -59,7 +60,7 @@ def file_sha256(path: Path) -> str:
 def read_manifest(folder: Path) -> dict | None:
     """A dataset folder's manifest; None when it has no manifest.json; DatasetError for one
     that cannot be read (the folder is then nobody's to replace)."""
-    path = folder / "manifest.json"
+    path = folder / MANIFEST
     if not path.is_file():
         return None
     try:

@@ -26,6 +26,7 @@ from ferlib.faces import TEMPLATES
 
 FORMAT_VERSION = 1
 ENSEMBLE_FILE = "ensemble.json"  # in a model folder: it averages the model folders it names
+MODEL_MARKERS = ("deploy.prototxt", ENSEMBLE_FILE)  # every model folder holds one: what ship and ensemble may replace
 # Test-time augmentations a model can ask for, and how many views each averages.
 TTA_VIEWS = {"none": 1, "mirror": 2, "ten": 10}
 TTA_MODES = tuple(TTA_VIEWS)

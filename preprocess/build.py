@@ -24,7 +24,16 @@ import numpy as np
 from tqdm import tqdm
 
 from ferlib import atomic, caffe_proto, ferplus
-from ferlib.dataset import LMDB_KEY, DatasetError, complete, file_sha256, lmdb_key, read_manifest, write_manifest
+from ferlib.dataset import (
+    LMDB_KEY,
+    MANIFEST,
+    DatasetError,
+    complete,
+    file_sha256,
+    lmdb_key,
+    read_manifest,
+    write_manifest,
+)
 from ferlib.faces import DEFAULT_TEMPLATE, TEMPLATES, FaceDetector
 from ferlib.lmdb_io import write_lmdb, write_vectors
 from preprocess.fer_csv import CLASSES, SPLITS, BadRow, NotFer2013Error, read_rows
@@ -277,7 +286,7 @@ def build(
     if not force and complete(out, fingerprint):
         return None
     try:
-        with atomic.replacing_folder(out) as tmp:
+        with atomic.replacing_folder(out, (MANIFEST,)) as tmp:
             return _build_into(tmp, csv, settings, workers, strict, fingerprint, started, ferplus_csv)
     except (OSError, lmdb.Error) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)

@@ -29,13 +29,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path) -> None:
 
 def test_a_folder_is_replaced_whole(tmp_path) -> None:
     target = tmp_path / "model"
-    with atomic.replacing_folder(target) as folder:
+    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
         (folder / "a").write_text("1")
-    with pytest.raises(RuntimeError), atomic.replacing_folder(target) as folder:
+    with pytest.raises(RuntimeError), atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
         (folder / "b").write_text("2")
         raise RuntimeError("killed")
     assert sorted(os.listdir(target)) == ["a"]
-    with atomic.replacing_folder(target) as folder:
+    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
         (folder / "b").write_text("2")
     assert sorted(os.listdir(target)) == ["b"] and os.listdir(tmp_path) == ["model"]
 
@@ -43,14 +43,14 @@ def test_a_folder_is_replaced_whole(tmp_path) -> None:
 def test_the_two_rename_swap_is_undone_by_the_next_sweep(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
     target = tmp_path / "data"
-    with atomic.replacing_folder(target) as folder:
+    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
         (folder / "manifest.json").write_text("old")
     # a writer killed between its two renames: the old dataset aside, nothing under the name
     (target).rename(tmp_path / f".fer-old-{dead_pid()}-abcdef-data")
     (tmp_path / f".fer-tmp-{dead_pid()}-123456").mkdir()
     atomic.sweep(tmp_path)
     assert os.listdir(tmp_path) == ["data"] and (target / "manifest.json").read_text() == "old"
-    with atomic.replacing_folder(target) as folder:
+    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
         (folder / "manifest.json").write_text("new")
     assert (target / "manifest.json").read_text() == "new" and os.listdir(tmp_path) == ["data"]
 
@@ -62,3 +62,32 @@ def test_sweep_leaves_the_files_of_running_writers(tmp_path) -> None:
     stale.write_bytes(b"left by a killed run")
     atomic.sweep(tmp_path)
     assert mine.exists() and not stale.exists()
+
+
+@pytest.mark.parametrize("kind", ["a user's folder", "a file", "a link"])
+def test_a_folder_is_never_put_in_the_place_of_what_the_project_did_not_write(tmp_path, kind: str) -> None:
+    target = tmp_path / "models" / "mine"
+    target.parent.mkdir()
+    if kind == "a user's folder":
+        target.mkdir()
+        (target / "notes.txt").write_text("precious")
+    elif kind == "a file":
+        target.write_text("precious")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    before = sorted(os.listdir(target.parent))
+    with pytest.raises(FileExistsError, match="nothing was changed"), atomic.replacing_folder(target, ("model.txt",)):
+        pytest.fail("the block must not run")
+    assert sorted(os.listdir(target.parent)) == before
+    assert kind == "a link" or (target / "notes.txt" if target.is_dir() else target).read_text() == "precious"
+
+
+def test_an_empty_folder_or_one_of_the_same_kind_is_replaced(tmp_path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    with atomic.replacing_folder(target, ("model.txt",)) as folder:
+        (folder / "model.txt").write_text("1")
+    with atomic.replacing_folder(target, ("model.txt",)) as folder:  # its own kind: the marker says so
+        (folder / "model.txt").write_text("2")
+    assert (target / "model.txt").read_text() == "2" and os.listdir(tmp_path) == ["model"]

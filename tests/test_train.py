@@ -363,6 +363,31 @@ def test_train_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureF
     assert "not a complete preprocessed dataset" in capsys.readouterr().err
 
 
+def test_train_writes_only_into_run_folders(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--run is one folder under --runs; a folder there that holds what a run does not (the
+    user's files, or prototxt/<net> itself) is refused before anything is written."""
+    from train.__main__ import main
+
+    data = make_dataset(tmp_path / "data")
+    tool = sys.executable  # any program: everything is checked before Caffe would run
+    argv = ["--net", "fer_vgg", "--data", str(data), "--runs", str(tmp_path / "runs"), "--caffe", tool]
+    for run in ("../x", "a/b", ".."):
+        assert main([*argv, "--run", run]) == 2
+        assert "a run's name is one folder name under --runs" in capsys.readouterr().err
+    mine = tmp_path / "runs/mine"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious")
+    (mine / "deploy.prototxt").write_text("mine too")
+    assert main([*argv, "--run", "mine"]) == 2
+    assert "a folder that is not a training run (it holds notes.txt)" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["deploy.prototxt", "notes.txt"]
+    assert (mine / "deploy.prototxt").read_text() == "mine too"
+    assert (
+        main(["--net", "fer_vgg", "--data", str(data), "--runs", str(ROOT), "--caffe", tool, "--run", "prototxt"]) == 2
+    )
+    assert "a folder that is not a training run (it holds augment, fer_reference, fer_vgg)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("net_name", NETS)
 def test_deploy_computes_what_train_val_computes(tmp_path: Path, net_name: str, pycaffe: object) -> None:
     data = tmp_path / "data"
@@ -629,6 +654,11 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     assert "random 6x6 crops of the 48x48 faces" in text and "no augmentation" not in text
     assert "mirror" not in text.split("## Training")[1].split("##")[0]
     assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600
+    (tmp_path / "models/notes").mkdir()  # a folder of the user's where the name points
+    (tmp_path / "models/notes/todo.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="a folder this project did not write"):
+        ship(tmp_path / "runs/r", "notes", tmp_path / "models")
+    assert [p.name for p in (tmp_path / "models/notes").iterdir()] == ["todo.txt"]
 
 
 @pytest.mark.parametrize("net_name", NETS)

@@ -34,6 +34,25 @@ class TrainError(Exception):
     """A run that cannot start: missing data, unknown net, a run of another net."""
 
 
+RUN_FILES = {"run.json", "snapshots", "train_val.prototxt", "solver.prototxt", "deploy.prototxt", "caffe.log"}
+
+
+def check_run_folder(run: str, run_dir: Path) -> None:
+    """Refuse a run name that is a path, and a run folder holding anything a run does not (a
+    folder of the user's, or --run pointing at prototxt/<net>, whose files training would
+    overwrite); a run whose first start failed before run.json is resumed as usual."""
+    if not run or Path(run).name != run or run in (".", ".."):
+        raise TrainError(f"--run {run!r}: a run's name is one folder name under --runs, not a path")
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise TrainError(f"{run_dir}: an existing file, not a run folder; choose another RUN (nothing was changed)")
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES) if run_dir.is_dir() else []
+    if foreign and not (run_dir / "run.json").exists():
+        raise TrainError(
+            f"{run_dir}: a folder that is not a training run (it holds {', '.join(foreign[:3])}); "
+            "choose another RUN (nothing was changed)"
+        )
+
+
 def caffe_pb2():
     """Caffe's protobuf messages (from the pycaffe build)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -314,6 +333,7 @@ def train(
         else None
     )
     run_dir = runs / run
+    check_run_folder(run, run_dir)
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     if info and info.get("net") != net:

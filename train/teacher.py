@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.votes and args.tta:
         parser.error("--tta: the crowd's votes see no pictures; give it with --model")
+    atomic.check_replaceable(args.out, (TEACHER_FILE,))  # before minutes of net passes, as replacing_folder will
     try:
         if args.votes:
             keys, targets, accuracy = vote_targets(args.votes, args.data)
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "temperature": args.temperature,
         "agreement": accuracy,
     }
-    with atomic.replacing_folder(args.out) as tmp:
+    with atomic.replacing_folder(args.out, (TEACHER_FILE,)) as tmp:
         write_vectors(tmp, zip(keys, targets))
         (tmp / TEACHER_FILE).write_text(json.dumps(made, indent=1) + "\n")
     print(

@@ -1,6 +1,7 @@
-"""Every command that scores a model on a dataset refuses one whose classes are not the
-dataset's: class index 3 would mean another class in each, and every figure would be wrong
-without an error (a FER+ model on the FER2013 faces, a folder dataset's model on FER2013)."""
+"""What the training stage's commands refuse, each with one line and status 2: a model whose
+classes are not the dataset's (class index 3 would mean another class, and every figure would
+be wrong without an error), a model name that is not one folder, an option that makes no
+sense, and an output folder in the place of one the project did not write."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from ferlib.classes import FER2013
 from ferlib.lmdb_io import write_lmdb
 from ferplus_files import crowd_csv
-from hostile import call, one_error_line
+from hostile import call, command, one_error_line
 from reference_images import lfw_face
 from tiny_models import face_model
 from train import calibrate, crowd, ensemble, evaluate, teacher
@@ -114,3 +115,26 @@ def test_a_name_that_is_not_one_folder_is_refused(module: str, name: str, capsys
     main = importlib.import_module(module).main
     assert call(main, [*NAMED[module], name]) == 2
     assert "expected a folder name of letters, digits" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("module", ["train.teacher", "train.ensemble"])
+def test_a_users_folder_in_the_outputs_place_is_left_alone(tmp_path: Path, module: str) -> None:
+    """Refused before any net pass (minutes on real data), with the folder as it was."""
+    data = fer2013_dataset(tmp_path / "data")
+    models = [face_model(tmp_path / "model"), face_model(tmp_path / "other", seed=6)]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    argv = {
+        "train.teacher": ["--model", str(models[0]), "--data", str(data), "--out", str(mine)],
+        "train.ensemble": [
+            *("--member", f"{models[0]}={data}", "--member", f"{models[1]}={data}"),
+            *("--name", "mine", "--models", str(tmp_path)),
+        ],
+    }[module]
+    process = command(module, *argv)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    error = one_error_line(err.decode())
+    assert error.startswith(f"error: {mine}: a folder this project did not write") and "passes" not in err.decode()
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "precious"
