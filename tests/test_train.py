@@ -382,10 +382,12 @@ def test_train_writes_only_into_run_folders(tmp_path: Path, capsys: pytest.Captu
     assert "a folder that is not a training run (it holds notes.txt)" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir()) == ["deploy.prototxt", "notes.txt"]
     assert (mine / "deploy.prototxt").read_text() == "mine too"
-    assert (
-        main(["--net", "fer_vgg", "--data", str(data), "--runs", str(ROOT), "--caffe", tool, "--run", "prototxt"]) == 2
-    )
-    assert "a folder that is not a training run (it holds augment, fer_reference, fer_vgg)" in capsys.readouterr().err
+    nets = ROOT / "prototxt"
+    before = {p: p.read_bytes() for p in nets.glob("*/*.prototxt")}
+    for runs, run in ((ROOT, "prototxt"), (nets, "fer_vgg"), (nets, "fer_reference")):  # the nets' own folders
+        assert main(["--net", "fer_vgg", "--data", str(data), "--runs", str(runs), "--caffe", tool, "--run", run]) == 2
+        assert f"{runs / run}: inside prototxt/, where the nets live" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in nets.glob("*/*.prototxt")} == before
 
 
 @pytest.mark.parametrize("net_name", NETS)

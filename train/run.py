@@ -38,11 +38,13 @@ RUN_FILES = {"run.json", "snapshots", "train_val.prototxt", "solver.prototxt", "
 
 
 def check_run_folder(run: str, run_dir: Path) -> None:
-    """Refuse a run name that is a path, and a run folder holding anything a run does not (a
-    folder of the user's, or --run pointing at prototxt/<net>, whose files training would
-    overwrite); a run whose first start failed before run.json is resumed as usual."""
+    """Refuse a run name that is a path, a run folder in prototxt/ (a net's own prototxts
+    would be overwritten by the run's), and one holding anything a run does not (a folder of
+    the user's); a run whose first start failed before run.json is resumed as usual."""
     if not run or Path(run).name != run or run in (".", ".."):
         raise TrainError(f"--run {run!r}: a run's name is one folder name under --runs, not a path")
+    if run_dir.resolve() == PROTOTXT.resolve() or PROTOTXT.resolve() in run_dir.resolve().parents:
+        raise TrainError(f"{run_dir}: inside prototxt/, where the nets live; choose another RUNS (nothing was changed)")
     if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise TrainError(f"{run_dir}: an existing file, not a run folder; choose another RUN (nothing was changed)")
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES) if run_dir.is_dir() else []
