@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TEMP = re.compile(r"^\.fer-(tmp|old)-(\d+)-[0-9a-f]{6}(?:-(.*)|\.[^.]*)?$", re.DOTALL)
@@ -150,30 +151,37 @@ def install_folder(built: Path, dest: Path) -> None:
     _fsync_folder(dest.parent)
 
 
-def check_replaceable(dest: Path, markers: tuple[str, ...]) -> None:
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of output folder: what it is called and how to tell one (replacing_folder
+    replaces only a folder of its own kind)."""
+
+    name: str  # says what such a folder holds, e.g. "a dataset folder (manifest.json)"
+    holds: Callable[[Path], bool]  # True for a folder of this kind
+
+
+def check_replaceable(dest: Path, kind: Kind) -> None:
     """Refuse (FileExistsError, which commands report in one line) a destination that a folder
-    of this kind must not replace: a file or a link, or a folder with other contents and none of
-    the marker files every folder of this kind holds; an absent or empty folder is fine."""
+    of this kind must not replace: a file or a link, or a folder with contents that is not of
+    this kind; an absent or empty folder is fine."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise FileExistsError(
             errno.EEXIST, "an existing file or link; choose another name (nothing was changed)", str(dest)
         )
-    if dest.is_dir() and not any((dest / marker).exists() for marker in markers) and any(dest.iterdir()):
+    if dest.is_dir() and any(dest.iterdir()) and not kind.holds(dest):
         raise FileExistsError(
             errno.EEXIST,
-            f"a folder this project did not write (no {' or '.join(markers)}); choose a new or empty one "
-            "(nothing was changed)",
+            f"a folder that is not {kind.name}; choose a new or empty one (nothing was changed)",
             str(dest),
         )
 
 
 @contextlib.contextmanager
-def replacing_folder(dest: Path, markers: tuple[str, ...]) -> Iterator[Path]:
+def replacing_folder(dest: Path, kind: Kind) -> Iterator[Path]:
     """Yield an empty temporary folder beside dest to build in; when the block ends normally it
     replaces dest (install_folder), otherwise it is removed. dest must be absent, empty or a
-    folder of the same kind, one holding one of the markers (check_replaceable): a folder
-    the project did not write is never replaced."""
-    check_replaceable(dest, markers)
+    folder of the same kind (check_replaceable): a folder of the user's is never replaced."""
+    check_replaceable(dest, kind)
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep(dest.parent)
     tmp = temp_name(dest)

@@ -25,6 +25,7 @@ SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 FOLDER_SPLIT_NAMES = {"val": "val", "test": "test"}
 LMDB_KEY = "<position:08d>_<row:05d>"  # as the manifest describes lmdb_key()
 MANIFEST = "manifest.json"  # every dataset folder holds one
+DATASET_FOLDER = atomic.Kind("a dataset folder (manifest.json)", lambda folder: (folder / MANIFEST).is_file())
 
 
 def lmdb_key(position: int, row: int) -> str:

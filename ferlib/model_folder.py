@@ -26,7 +26,13 @@ from ferlib.faces import TEMPLATES
 
 FORMAT_VERSION = 1
 ENSEMBLE_FILE = "ensemble.json"  # in a model folder: it averages the model folders it names
-MODEL_MARKERS = ("deploy.prototxt", ENSEMBLE_FILE)  # every model folder holds one: what ship and ensemble may replace
+MODEL_FOLDER = atomic.Kind(  # what ship, ensemble and soup may replace (a net's folder has no .caffemodel)
+    "a model folder (deploy.prototxt and a .caffemodel, or ensemble.json)",
+    lambda folder: (
+        (folder / ENSEMBLE_FILE).is_file()
+        or ((folder / "deploy.prototxt").is_file() and any(folder.glob("*.caffemodel")))
+    ),
+)
 # Test-time augmentations a model can ask for, and how many views each averages.
 TTA_VIEWS = {"none": 1, "mirror": 2, "ten": 10}
 TTA_MODES = tuple(TTA_VIEWS)

@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from ferlib import atomic, caffe_proto, ferplus
 from ferlib.dataset import (
+    DATASET_FOLDER,
     LMDB_KEY,
-    MANIFEST,
     DatasetError,
     complete,
     file_sha256,
@@ -286,7 +286,7 @@ def build(
     if not force and complete(out, fingerprint):
         return None
     try:
-        with atomic.replacing_folder(out, (MANIFEST,)) as tmp:
+        with atomic.replacing_folder(out, DATASET_FOLDER) as tmp:
             return _build_into(tmp, csv, settings, workers, strict, fingerprint, started, ferplus_csv)
     except (OSError, lmdb.Error) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ferlib import atomic
 from ferlib.classes import FER2013
 from ferlib.cvio import IMAGE_SUFFIXES, decode_image
-from ferlib.dataset import MANIFEST, complete, file_sha256
+from ferlib.dataset import DATASET_FOLDER, complete, file_sha256
 from ferlib.faces import FaceDetector, align, central_face
 from preprocess.build import FORMAT_VERSION, DataError, Settings, Split, check_out, write_dataset
 
@@ -301,7 +301,7 @@ def build_folder(
     }
     timings = {"read_align_s": round(time.time() - started, 1)}
     try:
-        with atomic.replacing_folder(out, (MANIFEST,)) as tmp:
+        with atomic.replacing_folder(out, DATASET_FOLDER) as tmp:
             (tmp / "files.csv").write_text(rows.getvalue())
             empty = f"{root}: no readable training images"
             return write_dataset(tmp, splits, classes, settings, 1, fingerprint, source, timings, started, empty)

@@ -11,6 +11,9 @@ import pytest
 
 from ferlib import atomic
 
+ANY_FOLDER = atomic.Kind("any folder", lambda folder: True)
+MODEL_TXT = atomic.Kind("a folder with model.txt", lambda folder: (folder / "model.txt").is_file())
+
 
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -29,13 +32,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path) -> None:
 
 def test_a_folder_is_replaced_whole(tmp_path) -> None:
     target = tmp_path / "model"
-    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
+    with atomic.replacing_folder(target, ANY_FOLDER) as folder:
         (folder / "a").write_text("1")
-    with pytest.raises(RuntimeError), atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
+    with pytest.raises(RuntimeError), atomic.replacing_folder(target, ANY_FOLDER) as folder:
         (folder / "b").write_text("2")
         raise RuntimeError("killed")
     assert sorted(os.listdir(target)) == ["a"]
-    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
+    with atomic.replacing_folder(target, ANY_FOLDER) as folder:
         (folder / "b").write_text("2")
     assert sorted(os.listdir(target)) == ["b"] and os.listdir(tmp_path) == ["model"]
 
@@ -43,14 +46,14 @@ def test_a_folder_is_replaced_whole(tmp_path) -> None:
 def test_the_two_rename_swap_is_undone_by_the_next_sweep(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
     target = tmp_path / "data"
-    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
+    with atomic.replacing_folder(target, ANY_FOLDER) as folder:
         (folder / "manifest.json").write_text("old")
     # a writer killed between its two renames: the old dataset aside, nothing under the name
     (target).rename(tmp_path / f".fer-old-{dead_pid()}-abcdef-data")
     (tmp_path / f".fer-tmp-{dead_pid()}-123456").mkdir()
     atomic.sweep(tmp_path)
     assert os.listdir(tmp_path) == ["data"] and (target / "manifest.json").read_text() == "old"
-    with atomic.replacing_folder(target, ("a", "b", "manifest.json")) as folder:
+    with atomic.replacing_folder(target, ANY_FOLDER) as folder:
         (folder / "manifest.json").write_text("new")
     assert (target / "manifest.json").read_text() == "new" and os.listdir(tmp_path) == ["data"]
 
@@ -77,7 +80,7 @@ def test_a_folder_is_never_put_in_the_place_of_what_the_project_did_not_write(tm
         (tmp_path / "elsewhere").mkdir()
         target.symlink_to(tmp_path / "elsewhere")
     before = sorted(os.listdir(target.parent))
-    with pytest.raises(FileExistsError, match="nothing was changed"), atomic.replacing_folder(target, ("model.txt",)):
+    with pytest.raises(FileExistsError, match="nothing was changed"), atomic.replacing_folder(target, MODEL_TXT):
         pytest.fail("the block must not run")
     assert sorted(os.listdir(target.parent)) == before
     assert kind == "a link" or (target / "notes.txt" if target.is_dir() else target).read_text() == "precious"
@@ -86,8 +89,8 @@ def test_a_folder_is_never_put_in_the_place_of_what_the_project_did_not_write(tm
 def test_an_empty_folder_or_one_of_the_same_kind_is_replaced(tmp_path) -> None:
     target = tmp_path / "model"
     target.mkdir()
-    with atomic.replacing_folder(target, ("model.txt",)) as folder:
+    with atomic.replacing_folder(target, MODEL_TXT) as folder:
         (folder / "model.txt").write_text("1")
-    with atomic.replacing_folder(target, ("model.txt",)) as folder:  # its own kind: the marker says so
+    with atomic.replacing_folder(target, MODEL_TXT) as folder:  # its own kind
         (folder / "model.txt").write_text("2")
     assert (target / "model.txt").read_text() == "2" and os.listdir(tmp_path) == ["model"]

@@ -658,9 +658,12 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600
     (tmp_path / "models/notes").mkdir()  # a folder of the user's where the name points
     (tmp_path / "models/notes/todo.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="a folder this project did not write"):
-        ship(tmp_path / "runs/r", "notes", tmp_path / "models")
-    assert [p.name for p in (tmp_path / "models/notes").iterdir()] == ["todo.txt"]
+    shutil.copytree(ROOT / "prototxt/fer_vgg", tmp_path / "nets/fer_vgg")  # a net's folder has a deploy.prototxt
+    for models, name in ((tmp_path / "models", "notes"), (tmp_path / "nets", "fer_vgg"), (tmp_path, "data")):
+        before = sorted(p.name for p in (models / name).iterdir())
+        with pytest.raises(FileExistsError, match="a folder that is not a model folder"):
+            ship(tmp_path / "runs/r", name, models)
+        assert sorted(p.name for p in (models / name).iterdir()) == before
 
 
 @pytest.mark.parametrize("net_name", NETS)

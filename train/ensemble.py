@@ -33,7 +33,7 @@ from tqdm import tqdm
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier, tta_average
 from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_template, load_split
-from ferlib.model_folder import MODEL_MARKERS, TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
+from ferlib.model_folder import MODEL_FOLDER, TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
 from train.evaluate import headline, per_class_markdown, split_report, split_views, tta_table
 from train.ship import LIMITS
@@ -139,7 +139,7 @@ def ensemble(
         raise ModelError(f"no candidate runs the nets at most {max_passes} times per face")
     if raw is not None:
         check_plain(raw)
-    atomic.check_replaceable(target, MODEL_MARKERS)  # before minutes of scoring, as replacing_folder will
+    atomic.check_replaceable(target, MODEL_FOLDER)  # before minutes of scoring, as replacing_folder will
     count = max(TTA_VIEWS[mode] for mode in modes)  # no views that no allowed TTA uses
     views, splits, labels = all_member_views(members, backend, count)
     averages = group_averages(views, len(members))
@@ -187,7 +187,7 @@ def ensemble(
             for key, split in raw_splits.items()
         }
     with atomic.replacing_folder(
-        target, MODEL_MARKERS
+        target, MODEL_FOLDER
     ) as folder:  # beside target, so member paths relative to it still hold
         write_ensemble(folder, chosen, tta)
         plots.confusion_png(

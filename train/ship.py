@@ -22,7 +22,7 @@ from ferlib import atomic, cli
 from ferlib.classes import FER2013
 from ferlib.dataset import read_manifest, split_names, template
 from ferlib.faces import DEFAULT_TEMPLATE
-from ferlib.model_folder import MODEL_MARKERS, write_model
+from ferlib.model_folder import MODEL_FOLDER, write_model
 from train.caffe_log import parse
 from train.evaluate import names, peak_on_test, peak_sentence, per_class_markdown, tta_markdown
 from train.run import caffe_pb2
@@ -381,7 +381,7 @@ def ship(run: Path, name: str, models: Path) -> Path:
     manifest = read_manifest(data) or {}
     seconds = training_seconds((run / "caffe.log").read_text())
     target = models / name
-    with atomic.replacing_folder(target, MODEL_MARKERS) as folder:  # the old model stays whole until the new one is
+    with atomic.replacing_folder(target, MODEL_FOLDER) as folder:  # the old model stays whole until the new one is
         labels = tuple(manifest.get("classes", FER2013))
         write_model(
             folder, name, Path(report["model"]), run / "deploy.prototxt", data / "mean.npy", labels, template(manifest)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier
 from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, load_split
-from ferlib.model_folder import MODEL_MARKERS, ModelError, ModelFiles, write_model
+from ferlib.model_folder import MODEL_FOLDER, ModelError, ModelFiles, write_model
 from train import plots
 from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, score
 from train.evaluate import headline, split_report, split_views, tta_markdown, tta_table
@@ -169,7 +169,7 @@ def soup(
     """Choose the members (all of them with uniform), average their weights, score the soup on
     both splits with each TTA, and write it to target as a model folder; returns the report."""
     classifiers = check_members(folders, backend)
-    atomic.check_replaceable(target, MODEL_MARKERS)  # before minutes of scoring, as replacing_folder will
+    atomic.check_replaceable(target, MODEL_FOLDER)  # before minutes of scoring, as replacing_folder will
     files = [classifier.files for classifier in classifiers]
     for folder, member in zip(folders, files):
         check_alignment(member, folder, data)
@@ -216,7 +216,7 @@ def soup(
                 key: split_report(raw_views[key][0], split, files[0].labels)[0] for key, split in raw_splits.items()
             }
             report["raw_tta_table"] = tta_table(raw_views, raw_splits)
-        with atomic.replacing_folder(target, MODEL_MARKERS) as folder:
+        with atomic.replacing_folder(target, MODEL_FOLDER) as folder:
             first = files[0]
             write_model(
                 folder, target.name, classifier.files.weights, first.deploy, first.mean, first.labels, first.template

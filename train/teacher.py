@@ -43,6 +43,7 @@ from train.progress import net_passes_bar
 from train.votes import face_votes, read_crowd
 
 TEACHER_FILE = "teacher.json"  # beside data.mdb: what made the targets (make ship cites it)
+TEACHER_FOLDER = atomic.Kind("a teacher's targets (teacher.json)", lambda folder: (folder / TEACHER_FILE).is_file())
 
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.votes and args.tta:
         parser.error("--tta: the crowd's votes see no pictures; give it with --model")
-    atomic.check_replaceable(args.out, (TEACHER_FILE,))  # before minutes of net passes, as replacing_folder will
+    atomic.check_replaceable(args.out, TEACHER_FOLDER)  # before minutes of net passes, as replacing_folder will
     try:
         if args.votes:
             keys, targets, accuracy = vote_targets(args.votes, args.data)
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "temperature": args.temperature,
         "agreement": accuracy,
     }
-    with atomic.replacing_folder(args.out, (TEACHER_FILE,)) as tmp:
+    with atomic.replacing_folder(args.out, TEACHER_FOLDER) as tmp:
         write_vectors(tmp, zip(keys, targets))
         (tmp / TEACHER_FILE).write_text(json.dumps(made, indent=1) + "\n")
     print(
