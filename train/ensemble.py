@@ -186,9 +186,8 @@ def ensemble(
             key: split_report(tta_average(raw_averages[group][key], tta), split, labels)[0]
             for key, split in raw_splits.items()
         }
-    with atomic.replacing_folder(
-        target, MODEL_FOLDER
-    ) as folder:  # beside target, so member paths relative to it still hold
+    # built beside target, so member paths relative to it still hold
+    with atomic.replacing_folder(target, MODEL_FOLDER) as folder:
         write_ensemble(folder, chosen, tta)
         plots.confusion_png(
             counts["test"],

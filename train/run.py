@@ -45,7 +45,7 @@ def check_run_folder(run: str, run_dir: Path) -> None:
         raise TrainError(f"--run {run!r}: a run's name is one folder name under --runs, not a path")
     if run_dir.resolve() == PROTOTXT.resolve() or PROTOTXT.resolve() in run_dir.resolve().parents:
         raise TrainError(f"{run_dir}: inside prototxt/, where the nets live; choose another RUNS (nothing was changed)")
-    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+    if run_dir.exists() and not run_dir.is_dir():  # a link to a run folder elsewhere is a run folder
         raise TrainError(f"{run_dir}: an existing file, not a run folder; choose another RUN (nothing was changed)")
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES) if run_dir.is_dir() else []
     if foreign and not (run_dir / "run.json").exists():
