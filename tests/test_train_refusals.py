@@ -45,16 +45,7 @@ def commands(
         "evaluate": (evaluate.main, ["--model", str(model), "--data", str(data), "--out", str(out / "eval")]),
         "ensemble": (
             ensemble.main,
-            [
-                "--member",
-                f"{model}={data}",
-                "--member",
-                f"{other}={data}",
-                "--name",
-                "e",
-                "--models",
-                str(out / "models"),
-            ],
+            [*("--member", f"{model}={data}", "--member", f"{other}={data}"), *("--name", "e", "--models", str(out))],
         ),
         "calibrate": (calibrate.main, ["--model", str(model), "--data", str(data), "--out", str(out / "cal")]),
         "crowd": (
@@ -65,15 +56,15 @@ def commands(
     }
 
 
-@pytest.mark.parametrize("command", ["evaluate", "ensemble", "calibrate", "crowd", "teacher"])
-def test_a_model_of_other_classes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, command: str) -> None:
+@pytest.mark.parametrize("which", ["evaluate", "ensemble", "calibrate", "crowd", "teacher"])
+def test_a_model_of_other_classes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, which: str) -> None:
     data = fer2013_dataset(tmp_path / "data")
     models = [face_model(tmp_path / "model"), face_model(tmp_path / "other", seed=6)]
     for model in models:
         (model / "labels.json").write_text(json.dumps(OTHER_CLASSES))
     out = tmp_path / "out"
     out.mkdir()
-    main, argv = commands(*models, data, out)[command]
+    main, argv = commands(*models, data, out)[which]
     assert call(main, argv) == 2
     error = one_error_line(capsys.readouterr().err)
     assert f"{models[0]} has the classes class 0, class 1" in error and f"{data} holds Angry, Disgust" in error
