@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_files import crowd_csv
 from ferlib.classes import FER2013
 from ferlib.classifier import Classifier
 from ferlib.dataset import file_sha256
 from ferlib.lmdb_io import read_vectors, write_lmdb
 from ferlib.model_folder import ModelFiles
-from ferplus_files import crowd_csv
 from hostile import call, one_error_line
 from reference_images import lfw_face
 from tiny_models import face_model

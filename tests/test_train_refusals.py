@@ -12,26 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from fer_files import crowd_csv, fer2013_dataset
 from ferlib.classes import FER2013
-from ferlib.lmdb_io import write_lmdb
-from ferplus_files import crowd_csv
 from hostile import call, command, one_error_line
-from reference_images import lfw_face
 from tiny_models import face_model
 from train import calibrate, crowd, ensemble, evaluate, teacher
 
 OTHER_CLASSES = [f"class {i}" for i in range(7)]
-
-
-def fer2013_dataset(folder: Path) -> Path:
-    """Training, PublicTest and PrivateTest faces (csv rows 0-9, 10-19, 20-29) of FER2013's classes."""
-    folder.mkdir()
-    for split, first in (("train", 0), ("val", 10), ("test", 20)):
-        faces = ((f"{i - first:08d}_{i:05d}", lfw_face(i, 48), i % 7) for i in range(first, first + 10))
-        write_lmdb(folder / f"{split}_lmdb", faces)
-    manifest = {"settings": {"align": True, "template": "fer2013"}, "classes": list(FER2013)}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
 
 
 def commands(
@@ -58,7 +45,7 @@ def commands(
 
 @pytest.mark.parametrize("which", ["evaluate", "ensemble", "calibrate", "crowd", "teacher"])
 def test_a_model_of_other_classes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, which: str) -> None:
-    data = fer2013_dataset(tmp_path / "data")
+    data = fer2013_dataset(tmp_path / "data", 10)
     models = [face_model(tmp_path / "model"), face_model(tmp_path / "other", seed=6)]
     for model in models:
         (model / "labels.json").write_text(json.dumps(OTHER_CLASSES))
@@ -111,7 +98,7 @@ def test_a_name_that_is_not_one_folder_is_refused(module: str, name: str, capsys
 @pytest.mark.parametrize("module", ["train.teacher", "train.ensemble"])
 def test_a_users_folder_in_the_outputs_place_is_left_alone(tmp_path: Path, module: str) -> None:
     """Refused before any net pass (minutes on real data), with the folder as it was."""
-    data = fer2013_dataset(tmp_path / "data")
+    data = fer2013_dataset(tmp_path / "data", 10)
     models = [face_model(tmp_path / "model"), face_model(tmp_path / "other", seed=6)]
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -99,9 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, DatasetError, ferplus.NotFerPlusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:  # an input that cannot be read: its name and why
-        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
-        return 2
     command = f"python -m train.crowd --model {args.model} --data {args.data} --votes {args.votes}"
     atomic.write_json(out, {"command": command, "model": str(args.model), "data": str(args.data), "splits": tables})
     print(markdown(tables), end="")
