@@ -237,22 +237,20 @@ def train_duplicates(splits: dict[str, Split]) -> dict[str, np.ndarray]:
 
 
 def check_out(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output that is a file, holds an input, or is a folder this tool did not make
-    (preprocess replaces only its own datasets: folders with its manifest.json, or empty ones)."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise DataError(f"--out {out}: an existing file, expected a dataset folder (nothing was changed)")
+    """Refuse an --out that is or holds an input, one that a dataset must not replace
+    (atomic.check_replaceable: a file, a link, a folder of someone else's), or one whose
+    manifest is unreadable."""
     for path in inputs:
         if out.resolve() == path.resolve() or out.resolve() in path.resolve().parents:
-            raise DataError(f"--out {out}: holds the input {path}; choose another folder (nothing was changed)")
+            raise DataError(f"--out {out}: is or holds the input {path}; choose another folder (nothing was changed)")
     try:
-        ours = read_manifest(out) is not None
+        atomic.check_replaceable(out, DATASET_FOLDER)
+    except FileExistsError as error:
+        raise DataError(f"--out {out}: {error.strerror}") from error
+    try:
+        read_manifest(out)
     except DatasetError as error:
         raise DataError(f"{error}; {out} was left as it is: remove it or choose another --out") from error
-    if out.is_dir() and not ours and any(out.iterdir()):
-        raise DataError(
-            f"--out {out}: a folder that is not a dataset made by preprocess (no manifest.json); "
-            "choose a new or empty folder (nothing was changed)"
-        )
 
 
 def required_bytes(rows: int, settings: Settings) -> int:

@@ -129,7 +129,7 @@ def _(i: Path, s: Path) -> list[str]:
     return [str(fer_csv(i / "s.csv", [*rows(), "7,1,Training"])), "--strict"]
 
 
-@case("--out is the csv", "an existing file")
+@case("--out is the csv", "is or holds the input")
 def _(i: Path, s: Path) -> list[str]:
     c = fer_csv(i / "fer.csv")
     return [str(c), "--out", str(c)]
