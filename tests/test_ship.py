@@ -1,0 +1,147 @@
+"""make ship: the model card (its figures, the commands that remake the model and its
+inputs), and a killed ship that leaves the old model whole."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from train.evaluate import evaluate
+from train.run import ROOT, train
+from train_files import make_dataset, make_tiny_net
+
+
+def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_tool: str) -> None:
+    from train.ship import ship, training_seconds
+
+    data = make_dataset(tmp_path / "data")
+    index = ["split,key,row,label,face_found,copy_of_train"]
+    for split in ("val", "test"):
+        index += [f"{split},{i:08d}_{i:05d},{i},0,{i % 2},{int(i < 3)}" for i in range(30)]
+    (data / "index.csv").write_text("\n".join(index) + "\n")
+    manifest = {
+        "input": {"csv_sha256": "abc"},
+        "counts": {s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
+        "faces": {s: {"found": 15} for s in ("train", "val", "test")},
+        "settings": {"align": True, "template": "arcface"},
+    }
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    net = make_tiny_net(tmp_path / "tiny")
+    train(str(net), data, tmp_path / "runs", "r", epochs=12, caffe=caffe_tool)
+    evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r", test_curve=True)
+    peaked = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
+    assert (peaked / "snapshots.png").exists()
+    peaked_card = (peaked / "README.md").read_text()
+    assert "Picking the snapshot on PrivateTest itself" in peaked_card
+    assert 'make evaluate NET=tiny EPOCHS=12 ARGS="--test-curve"\n' in peaked_card
+    # evaluated again without --test-curve: the older snapshots.png in eval/ is not shipped
+    report = evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
+    model = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
+    names = {p.name for p in model.iterdir()}
+    assert names == {
+        "tiny_model.caffemodel",
+        "deploy.prototxt",
+        "mean.npy",
+        "labels.json",
+        "alignment.json",
+        "README.md",
+        "confusion.png",
+        "curves.png",
+        "report.json",
+    }
+    text = (model / "README.md").read_text()
+    assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
+    assert "make train NET=tiny EPOCHS=12" in text
+    assert "make evaluate NET=tiny EPOCHS=12\n" in text and "--test-curve" not in text
+    assert 'make preprocess FER2013=path/to/fer2013.csv.gz ARGS="--template arcface"' in text
+    assert json.loads((model / "alignment.json").read_text())["template"] == "arcface"
+    assert f"| ten | {report['tta_table']['ten']['val']:.4f} |" in text
+    assert "random 6x6 crops of the 48x48 faces" in text and "no augmentation" not in text
+    assert "mirror" not in text.split("## Training")[1].split("##")[0]
+    assert 0 < training_seconds((tmp_path / "runs/r/caffe.log").read_text()) < 600
+    (tmp_path / "models/notes").mkdir()  # a folder of the user's where the name points
+    (tmp_path / "models/notes/todo.txt").write_text("mine")
+    shutil.copytree(ROOT / "prototxt/fer_vgg", tmp_path / "nets/fer_vgg")  # a net's folder has a deploy.prototxt
+    for models, name in ((tmp_path / "models", "notes"), (tmp_path / "nets", "fer_vgg"), (tmp_path, "data")):
+        before = sorted(p.name for p in (models / name).iterdir())
+        with pytest.raises(FileExistsError, match="a folder that is not a model folder"):
+            ship(tmp_path / "runs/r", name, models)
+        assert sorted(p.name for p in (models / name).iterdir()) == before
+
+
+def test_killed_ship_runs_leave_the_old_model_whole(tmp_path: Path, caffe_tool: str) -> None:
+    import random
+
+    from hostile import command, tree
+
+    data = make_dataset(tmp_path / "data")
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest.update(
+        counts={s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
+        faces={s: {"found": 15} for s in ("train", "val", "test")},
+        settings={"align": True, "template": "fer2013"},
+    )
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    index = ["split,key,row,label,face_found,copy_of_train"]
+    index += [f"{s},{i:08d}_{i:05d},{i},0,1,0" for s in ("val", "test") for i in range(30)]
+    (data / "index.csv").write_text("\n".join(index) + "\n")
+    train(str(make_tiny_net(tmp_path / "tiny")), data, tmp_path / "runs", "r", epochs=4, caffe=caffe_tool)
+    evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
+    args = ["train.ship", "--run", str(tmp_path / "runs/r"), "--name", "tiny", "--models", str(tmp_path / "models")]
+    started = time.time()
+    assert command(*args).wait(60) == 0
+    duration = time.time() - started
+    shipped = tree(tmp_path / "models" / "tiny")
+    for seed in range(10):
+        process = command(*args, stdout=subprocess.DEVNULL)
+        time.sleep(random.Random(seed).uniform(0.5 * duration, 1.1 * duration))
+        process.kill()
+        process.wait(60)
+        assert tree(tmp_path / "models" / "tiny") == shipped  # the whole old model (or the identical new one)
+    assert command(*args).wait(60) == 0
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["tiny"]  # leftovers swept
+
+
+def test_a_card_trained_on_both_views_says_so_and_remakes_them() -> None:
+    """A dataset made with --raw-view: the card's make preprocess line asks for it (in a
+    folder of its own), and its Data section says each face is there twice."""
+    from train.ship import data_lines, preprocess_options, reproduce_preprocess
+
+    counts = {s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))}
+    manifest = {
+        "input": {"csv_sha256": "abc"},
+        "counts": counts,
+        "faces": {s: {"found": 15} for s in counts},
+        "settings": {"align": True, "template": "fer2013", "raw_view": True},
+    }
+    assert preprocess_options(manifest) == " ARGS=--raw-view"
+    line, data = reproduce_preprocess(manifest, preprocess_options(manifest))
+    assert line == "make preprocess FER2013=path/to/fer2013.csv.gz DATA=data/fer2013-rawview ARGS=--raw-view"
+    assert data == " DATA=data/fer2013-rawview"  # the make train / evaluate / ship lines use it too
+    assert "each of its 32 faces twice (`--raw-view`)" in " ".join(data_lines(manifest, "onto the template"))
+    arcface = {**manifest, "settings": {**manifest["settings"], "template": "arcface"}}
+    assert preprocess_options(arcface) == ' ARGS="--template arcface --raw-view"'
+    one_view = {**manifest, "settings": {"align": True, "template": "fer2013", "raw_view": False}}
+    assert preprocess_options(one_view) == "" and reproduce_preprocess(one_view, "")[1] == ""
+    assert "twice" not in " ".join(data_lines(one_view, "onto the template"))
+    ferplus = {**manifest, "input": {"csv_sha256": "abc", "ferplus": "fer2013new.csv"}}
+    assert reproduce_preprocess(ferplus, " ARGS=--raw-view")[1] == " DATA=data/ferplus-rawview"
+
+
+def test_a_card_says_how_to_get_back_the_models_it_started_from() -> None:
+    from train.ship import restore_hint
+
+    commands = [
+        "python -m train.teacher --model models/fer2013_vgg_warm --model models/fer2013_reference150 --out t",
+        "make train NET=fer_vgg EPOCHS=10 WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SOFT=t",
+    ]
+    (hint,) = restore_hint(commands, "fer2013_vgg_rawview")
+    assert "(`fer2013_reference150`, `fer2013_vgg_warm`)" in hint and "`make restore NAME=...`" in hint
+    # a model trained on from itself under its own name, or from weights outside models/: nothing to restore
+    assert restore_hint(["make train WEIGHTS=models/ferplus_vgg/ferplus_vgg.caffemodel"], "ferplus_vgg") == []
+    assert restore_hint(["make train WEIGHTS=/tmp/x.caffemodel"], "x") == []
