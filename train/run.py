@@ -301,6 +301,39 @@ def check_weights(weights: Path, manifest: dict) -> dict:
     return {"path": str(weights), "sha256": file_sha256(weights)}
 
 
+def check_same_recipe(
+    run_dir: Path,
+    info: dict,
+    net: str,
+    start: dict | None,
+    augmented: dict | None,
+    targets: dict | None,
+    lr_policy: str,
+    seed: int | None,
+) -> None:
+    """A run folder resumes only the recipe it began (its run.json, info; nothing to check for
+    a new run): the same net, start weights, augmentation, soft targets, learning-rate policy
+    and, when one is given, seed. A snapshot of another recipe would be trained on silently."""
+    if not info:
+        return
+    if info.get("net") != net:
+        raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
+    if (info.get("weights") or {}).get("sha256") != (start or {}).get("sha256"):
+        raise TrainError(f"{run_dir} started from weights {info.get('weights')}, not {start}: choose another RUN")
+    if (info.get("augment") or {}).get("fields") != (augmented or {}).get("fields"):
+        raise TrainError(
+            f"{run_dir} trains with augmentation {(info.get('augment') or {}).get('fields')!r}, "
+            f"not {(augmented or {}).get('fields')!r}: choose another RUN"
+        )
+    if info.get("soft") != targets:
+        raise TrainError(f"{run_dir} trains with soft targets {info.get('soft')}, not {targets}: choose another RUN")
+    policy = info.get("schedule", {}).get("policy", "multistep")  # runs from before --lr-policy were multistep
+    if policy != lr_policy:
+        raise TrainError(f"{run_dir} runs the {policy} learning rate policy, not {lr_policy}: choose another RUN")
+    if seed is not None and info.get("seed") != seed:
+        raise TrainError(f"{run_dir} runs with seed {info.get('seed')}, not {seed}: choose another RUN")
+
+
 def train(
     net: str,
     data: Path,
@@ -338,24 +371,9 @@ def train(
     check_run_folder(run, run_dir)
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    if info and info.get("net") != net:
-        raise TrainError(f"{run_dir} is a run of net {info.get('net')!r}, not {net!r}: choose another RUN")
-    if info and (info.get("weights") or {}).get("sha256") != (start or {}).get("sha256"):
-        raise TrainError(f"{run_dir} started from weights {info.get('weights')}, not {start}: choose another RUN")
-    if info and (info.get("augment") or {}).get("fields") != (augmented or {}).get("fields"):
-        raise TrainError(
-            f"{run_dir} trains with augmentation {(info.get('augment') or {}).get('fields')!r}, "
-            f"not {(augmented or {}).get('fields')!r}: choose another RUN"
-        )
     soft_path = (data / soft if not soft.is_absolute() and (data / soft).exists() else soft) if soft else None
     targets = check_soft(soft_path, data, soft_weight, len(manifest.get("classes", range(7)))) if soft_path else None
-    if info and info.get("soft") != targets:
-        raise TrainError(f"{run_dir} trains with soft targets {info.get('soft')}, not {targets}: choose another RUN")
-    policy = info.get("schedule", {}).get("policy", "multistep")  # runs from before --lr-policy were multistep
-    if info and policy != lr_policy:
-        raise TrainError(f"{run_dir} runs the {policy} learning rate policy, not {lr_policy}: choose another RUN")
-    if info and seed is not None and info.get("seed") != seed:
-        raise TrainError(f"{run_dir} runs with seed {info.get('seed')}, not {seed}: choose another RUN")
+    check_same_recipe(run_dir, info, net, start, augmented, targets, lr_policy, seed)
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
