@@ -30,8 +30,7 @@ def same_file(a: Path, b: Path) -> bool:
 
 def inside(path: Path, folder: Path) -> bool:
     """Whether path is folder or lies under it (both resolved)."""
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def claim_folder(folder: Path, option: str = "--out") -> Path:

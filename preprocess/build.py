@@ -241,7 +241,7 @@ def check_out(out: Path, inputs: list[Path]) -> None:
     (atomic.check_replaceable: a file, a link, a folder of someone else's), or one whose
     manifest is unreadable."""
     for path in inputs:
-        if out.resolve() == path.resolve() or out.resolve() in path.resolve().parents:
+        if path.resolve().is_relative_to(out.resolve()):
             raise DataError(f"--out {out}: is or holds the input {path}; choose another folder (nothing was changed)")
     try:
         atomic.check_replaceable(out, DATASET_FOLDER)

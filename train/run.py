@@ -43,7 +43,7 @@ def check_run_folder(run: str, run_dir: Path) -> None:
     the user's); a run whose first start failed before run.json is resumed as usual."""
     if not run or Path(run).name != run or run in (".", ".."):
         raise TrainError(f"--run {run!r}: a run's name is one folder name under --runs, not a path")
-    if run_dir.resolve() == PROTOTXT.resolve() or PROTOTXT.resolve() in run_dir.resolve().parents:
+    if run_dir.resolve().is_relative_to(PROTOTXT.resolve()):
         raise TrainError(f"{run_dir}: inside prototxt/, where the nets live; choose another RUNS (nothing was changed)")
     if run_dir.exists() and not run_dir.is_dir():  # a link to a run folder elsewhere is a run folder
         raise TrainError(f"{run_dir}: an existing file, not a run folder; choose another RUN (nothing was changed)")
