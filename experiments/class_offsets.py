@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ferlib.dataset import load_splits  # noqa: E402
 from train.calibrate import model_probabilities  # noqa: E402
 
 GRID = np.round(np.arange(-1.0, 1.0001, 0.05), 2)
@@ -46,7 +47,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/fer2013_vgg_rawview_seed2"))
     parser.add_argument("--data", type=Path, default=Path("data/fer2013-rawview"))
     args = parser.parse_args()
-    probabilities, splits = model_probabilities(args.model, args.data, "opencv")
+    splits = load_splits(args.data)
+    probabilities = model_probabilities(args.model, args.data, splits, "opencv")
     (val, test), none = (splits[key]["labels"] for key in ("val", "test")), np.zeros(probabilities["val"].shape[1])
     offsets = fit_offsets(probabilities["val"], val)
     print(f"{args.model}: offsets {offsets.round(2).tolist()} (chosen on PublicTest)")

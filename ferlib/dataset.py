@@ -160,3 +160,8 @@ def load_split(folder: Path, split: str) -> dict:
         "copies": np.array([facts.get(k, {}).get("copy_of_train") == "1" for k in keys]),
         "has_index": bool(facts),
     }
+
+
+def load_splits(folder: Path) -> dict[str, dict]:
+    """PublicTest and PrivateTest (by SPLIT_NAMES' keys): what every command that scores a model reads."""
+    return {key: load_split(folder, key) for key in SPLIT_NAMES}

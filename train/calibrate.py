@@ -24,7 +24,7 @@ import numpy as np
 
 from ferlib import atomic, cli
 from ferlib.classifier import tta_average
-from ferlib.dataset import SPLIT_NAMES, DatasetError
+from ferlib.dataset import SPLIT_NAMES, DatasetError, load_splits
 from ferlib.figures import save_png
 from ferlib.model_folder import TTA_VIEWS, ModelError, calibrated, model_members, write_calibration
 from train.ensemble import member_views
@@ -52,14 +52,14 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(min(grid, key=lambda t: negative_log_likelihood(calibrated(probabilities, t), labels)))
 
 
-def model_probabilities(model: Path, data: Path, backend: str) -> tuple[dict, dict]:
-    """Probabilities of both splits as predict computes them, and the splits."""
+def model_probabilities(model: Path, data: Path, splits: dict, backend: str) -> dict:
+    """Probabilities of both splits of data (load_splits) as predict computes them."""
     folders, tta = model_members(model)
-    splits, per_member = None, []
+    per_member = []
     for folder in folders:
-        views, splits, _ = member_views(folder, data, backend, TTA_VIEWS[tta])  # only the views the TTA uses
+        views, _ = member_views(folder, data, splits, backend, TTA_VIEWS[tta])  # only the views the TTA uses
         per_member.append({key: tta_average(v, tta) for key, v in views.items()})
-    return {key: np.mean([m[key] for m in per_member], axis=0) for key in SPLIT_NAMES}, splits
+    return {key: np.mean([m[key] for m in per_member], axis=0) for key in SPLIT_NAMES}
 
 
 def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> None:
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out: with --write the figures go into the model folder")
     out = args.model if args.write else args.out or Path("out/calibration") / args.model.resolve().name
     try:
-        probabilities, splits = model_probabilities(args.model, args.data, args.backend)
+        splits = load_splits(args.data)
+        probabilities = model_probabilities(args.model, args.data, splits, args.backend)
     except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

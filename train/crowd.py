@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlib import atomic, cli, ferplus
-from ferlib.dataset import SPLIT_NAMES, DatasetError, load_split
+from ferlib.dataset import SPLIT_NAMES, DatasetError, load_splits
 from ferlib.model_folder import ModelError
 from train.calibrate import model_probabilities
 from train.votes import face_votes, read_crowd
@@ -86,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("out/crowd") / f"{args.model.resolve().name}.json"
     try:
         crowd = read_crowd(args.votes, args.data)
-        splits = {key: load_split(args.data, key) for key in SPLIT_NAMES}
+        splits = load_splits(args.data)
         votes = {
             key: face_votes(crowd, splits[key]["keys"], name, args.votes, args.data)
             for key, name in SPLIT_NAMES.items()
         }
-        probabilities, _ = model_probabilities(args.model, args.data, args.backend)  # after every check: a bar runs
+        # the net passes come last: every check above refuses before their progress bar starts
+        probabilities = model_probabilities(args.model, args.data, splits, args.backend)
         tables = {
             name: split_table(probabilities[key], splits[key]["labels"], votes[key])
             for key, name in SPLIT_NAMES.items()

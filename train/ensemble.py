@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier, tta_average
-from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_template, load_split
+from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_template, load_splits
 from ferlib.model_folder import MODEL_FOLDER, TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
 from train.evaluate import headline, per_class_markdown, split_report, split_views, tta_table
@@ -68,18 +68,17 @@ def check_plain(data: Path) -> None:
 
 
 def member_views(
-    folder: Path, data: Path, backend: str, count: int = 10, aligned: bool = True
-) -> tuple[dict, dict, tuple[str, ...]]:
-    """One member's probabilities of the first count views (all ten by default) on both splits,
-    the splits themselves, and its labels; aligned=False for the plain crops of --raw."""
-    splits = {key: load_split(data, key) for key in SPLIT_NAMES}
+    folder: Path, data: Path, splits: dict, backend: str, count: int = 10, aligned: bool = True
+) -> tuple[dict, tuple[str, ...]]:
+    """One member's probabilities of the first count views (all ten by default) on both splits
+    of data (loaded once by the caller, however many members score them), and its labels;
+    aligned=False for the plain crops of --raw."""
     files = ModelFiles.from_dir(folder)
     if aligned:
         check_alignment(files, folder, data)
     classifier = Classifier(files, backend)
     check_classes(classifier.labels, data, folder)
-    views = split_views(classifier, splits, count)
-    return views, splits, classifier.labels
+    return split_views(classifier, splits, count), classifier.labels
 
 
 def groups(count: int) -> list[tuple[int, ...]]:
@@ -93,11 +92,14 @@ def all_member_views(
     """Every member's first count views on its own dataset (or, with raw, all on those plain
     crops), the splits and the shared labels; ModelError when the members disagree on classes
     or images."""
-    views, labels, splits = [], None, None
+    views, labels, splits, loaded = [], None, None, {}
     path = "plain crops" if raw else "aligned faces"
     for folder, data in tqdm(members, desc=f"scoring members ({path})", unit=" models", file=sys.stderr):
         data = raw or data
-        member, member_splits, member_labels = member_views(folder, data, backend, count, aligned=raw is None)
+        if data not in loaded:
+            loaded[data] = load_splits(data)
+        member_splits = loaded[data]
+        member, member_labels = member_views(folder, data, member_splits, backend, count, aligned=raw is None)
         if splits is None:
             splits, labels = member_splits, member_labels
         if member_labels != labels:

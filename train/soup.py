@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ferlib import atomic, cli
 from ferlib.classifier import Classifier
-from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, load_split
+from ferlib.dataset import DatasetError, check_classes, load_splits
 from ferlib.model_folder import MODEL_FOLDER, ModelError, ModelFiles, write_model
 from train import plots
 from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, score
@@ -177,8 +177,8 @@ def soup(
         check_classes(files[0].labels, dataset, folders[0])  # the members share them (check_members)
     if raw is not None:
         check_plain(raw)
-    splits = {key: load_split(data, key) for key in SPLIT_NAMES}
-    raw_splits = {key: load_split(raw, key) for key in SPLIT_NAMES} if raw is not None else {}
+    splits = load_splits(data)
+    raw_splits = load_splits(raw) if raw is not None else {}
     if raw is not None:
         check_same_images(raw_splits, splits, raw, data)
     members = [read_params(member) for member in files]
