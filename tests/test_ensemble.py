@@ -181,5 +181,5 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     assert "holds faces aligned with 'fer2013'; --raw needs the plain crops" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         ensemble_main([*members, "--max-passes", "0", "--name", "x", "--models", models])
-    assert exit_info.value.code == 2 and "--max-passes: expected 1 or more, got 0" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "argument --max-passes: must be at least 1, got '0'" in capsys.readouterr().err
     assert not (tmp_path / "models/x").exists()

@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-passes",
-        type=int,
+        type=cli.number(1, kind=int),
         metavar="N",
         help="only candidates that run the nets at most N times per face (members x TTA views); "
         "the video target allows about 4 (two members with mirror)",
@@ -352,8 +352,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.member) < 2:
         parser.error("an ensemble needs two or more --member")
-    if args.max_passes is not None and args.max_passes < 1:
-        parser.error(f"--max-passes: expected 1 or more, got {args.max_passes}")
     try:
         report = ensemble(args.member, args.models / args.name, args.backend, args.raw, args.max_passes)
     except (ModelError, DatasetError) as error:
