@@ -75,6 +75,48 @@ def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[C
             )
 
 
+def tracked_frames(
+    recognizer: Recognizer, video: Video, tracker: Tracker, every: int = 1
+) -> Iterator[tuple[np.ndarray, dict]]:
+    """Each decodable frame of the open video (at the video's size, BGR) and its document:
+    schema, model, frame, time_s and the faces with their track ids. Only every n-th frame
+    goes through the nets; the frames between carry its faces, as the annotated video shows."""
+    faces: list[dict] = []
+    for count, (index, frame) in enumerate(video.frames()):
+        if (frame.shape[1], frame.shape[0]) != video.size:
+            frame = cv2.resize(frame, video.size)
+        time_s = round(index / video.fps, 3)
+        if count % every == 0:
+            faces = tracker.update(index, time_s, recognizer.faces(frame))
+        yield frame, {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s, "faces": faces}
+
+
+def track(
+    source: str | Path | int, recognizer: Recognizer | None = None, every: int = 1, smooth: float = 0.7
+) -> Iterator[dict]:
+    """The Python API's video: each frame of a video file, a stream URL (rtsp://, http://...)
+    or a camera (an index) as the CLI's JSON line gives it (frame, time_s, faces), each face
+    with its track id and its probabilities smoothed along the track (smooth as --smooth;
+    0 switches smoothing off). Reads frames only as the caller asks for them, writes
+    nothing, and ends with the video, or (a stream or camera) when the caller stops
+    iterating. Bad arguments raise ValueError at once; a source that cannot be opened
+    raises InputError when the first frame is asked for."""
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a whole number of frames, 1 or more, got {every!r}")
+    if not 0 <= smooth <= 0.99:
+        raise ValueError(f"smooth must be between 0 and 0.99, got {smooth!r}")
+    if not isinstance(source, int) and "://" not in str(source):
+        source = Path(source)
+    recognizer = recognizer or Recognizer()
+
+    def documents(video: Video) -> Iterator[dict]:
+        with video:
+            for _, doc in tracked_frames(recognizer, video, Tracker(recognizer.labels, smooth), every):
+                yield doc
+
+    return documents(Video(source))
+
+
 def label_video(
     recognizer: Recognizer,
     video: Video,
@@ -89,21 +131,15 @@ def label_video(
     raises KeyboardInterrupt and writes nothing; a stream or camera ends with Ctrl-C, keeping
     what it recorded."""
     tracker = Tracker(recognizer.labels, smoothing=smooth)
-    count, started, faces, interrupted = 0, time.time(), [], False
+    count, started, interrupted = 0, time.time(), False
     with video:
         with annotated_video(out, video.fps, video.size) as write:
             try:
-                for index, frame in video.frames():
-                    if (frame.shape[1], frame.shape[0]) != video.size:
-                        frame = cv2.resize(frame, video.size)
-                    time_s = round(index / video.fps, 3)
-                    if count % every == 0:
-                        faces = tracker.update(index, time_s, recognizer.faces(frame))
-                    write(annotate(frame, faces, landmarks))
+                for frame, doc in tracked_frames(recognizer, video, tracker, every):
+                    write(annotate(frame, doc["faces"], landmarks))
                     count += 1
                     if on_frame:
-                        doc = {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s}
-                        on_frame({**doc, "faces": faces})
+                        on_frame(doc)
             except KeyboardInterrupt:
                 if not video.live:
                     raise

@@ -1,6 +1,7 @@
 """Video as people use it: stable track ids, smoothed probabilities, --every, a summary (JSON,
-CSV, timeline plot) beside the annotated video, and stream input (a video served over HTTP
-as a camera or an IP stream would be); Ctrl-C ends a stream cleanly with its summary."""
+CSV, timeline plot) beside the annotated video, the same tracks from Python (predict.track),
+and stream input (a video served over HTTP as a camera or an IP stream would be); Ctrl-C
+ends a stream cleanly with its summary."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from skimage import data
 
 from hostile import call, command, one_error_line
+from predict import InputError, Recognizer, track
 from predict.__main__ import main
 from predict.tracking import Tracker, iou
 
@@ -71,6 +73,27 @@ def test_every_nth_frame_and_no_smoothing(tmp_path: Path, capsys: pytest.Capture
     assert docs[1]["faces"] == docs[0]["faces"] and docs[4]["faces"] == docs[3]["faces"]  # carried over
     assert "frame_probabilities" not in docs[0]["faces"][0]
     assert json.loads((tmp_path / "a.mp4.summary.json").read_text())["tracks"][0]["frames"] == 2
+
+
+def test_the_python_api_tracks_as_the_cli_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = two_faces_clip(tmp_path / "two.avi", 6)
+    assert call(main, [str(clip), "--every", "2", "--out", str(tmp_path / "a.mp4")]) == 0
+    cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    frames = track(clip, Recognizer(), every=2)
+    assert json.loads(json.dumps(list(frames))) == cli  # tracks, smoothing and carried frames alike
+    assert sorted(tmp_path.iterdir()) == before  # it writes nothing
+    first = next(track(str(clip), smooth=0))  # a str path and the default model; one frame is enough
+    assert sorted(f["track"] for f in first["faces"]) == [1, 2] and "frame_probabilities" not in first["faces"][0]
+    with pytest.raises(ValueError, match="every"):
+        track(clip, every=0)
+    with pytest.raises(ValueError, match="smooth"):
+        track(clip, smooth=1.5)
+    with pytest.raises(InputError, match="nothing.avi"):
+        next(track(tmp_path / "nothing.avi"))
 
 
 @pytest.fixture
