@@ -10,7 +10,7 @@
 # once it has both threads to itself); make train resumes, so the run may span sessions.
 # Then fer_vgg13's student in fer2013_vgg_rawview_seed2's recipe (10 epochs warm-started from
 # it, both views, the teacher at 0.7, SEED=2), about 3 h 10 min with two threads, and the
-# choice again with it.
+# choice again with it (and fer_vgg13 from random weights).
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_larger_net.sh
 set -euo pipefail
@@ -29,4 +29,4 @@ train_and_ship fer2013_vgg13_rawview "$RUNS" NET=fer_vgg13 EPOCHS=10 SEED=2 \
   WEIGHTS="$RUNS/fer2013_vgg13_scratch/fer2013_vgg13_scratch.caffemodel" SOFT="$(realpath "$TEACHER")" \
   SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
 choose_on_both_paths fer2013_ensemble_larger_student "$RUNS" "$DATA" "$CROPS" models/fer2013_vgg_rawview_seed2 \
-  models/fer2013_vgg_rawview_distill "$RUNS/fer2013_vgg13_rawview"
+  models/fer2013_vgg_rawview_distill "$RUNS/fer2013_vgg13_scratch" "$RUNS/fer2013_vgg13_rawview"
