@@ -31,6 +31,7 @@ from predict.outputs import (
     single_output,
 )
 from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
+from predict.tracking import MAX_SMOOTHING
 from predict.video import label_video
 
 EPILOG = """\
@@ -91,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--smooth",
-        type=cli.number(0, 0.99),
+        type=cli.number(0, MAX_SMOOTHING),
         default=0.7,
         help="video: each face track's probabilities are a moving average, smoothed = S * previous + (1 - S) "
         "* this frame's; 0 switches smoothing off (default: %(default)s)",

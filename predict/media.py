@@ -90,6 +90,8 @@ class Video:
     with block."""
 
     def __init__(self, source: Path | str | int):
+        if isinstance(source, str) and "://" not in source:
+            source = Path(source)  # a file's path given as text: only a URL is a stream
         self.source = source
         self.live = not isinstance(source, Path)  # a stream or camera: no end of its own
         self.name = (

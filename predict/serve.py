@@ -40,7 +40,7 @@ from predict.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, Video, rea
 from predict.outputs import UsageError, claim_folder
 from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
 from predict.summary import summarise, write_summary
-from predict.tracking import Tracker
+from predict.tracking import MAX_SMOOTHING, Tracker
 from predict.video import label_video
 
 STATIC = Path(__file__).parent / "static"
@@ -368,7 +368,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--smooth",
-        type=cli.number(0, 0.99),
+        type=cli.number(0, MAX_SMOOTHING),
         default=0.7,
         help="smoothing of each face track's probabilities in videos and camera sessions (default: %(default)s)",
     )

@@ -35,6 +35,9 @@ class Track:
     history: list[np.ndarray] = field(default_factory=list)
 
 
+MAX_SMOOTHING = 0.99  # at 1 a track would keep its first frame's probabilities for ever
+
+
 class Tracker:
     """Gives every face a track id (greedy matching to the tracks seen within max_gap
     frames, by box overlap of at least min_iou) and replaces its probabilities by the
@@ -42,6 +45,8 @@ class Tracker:
     this frame's (smoothing 0: no smoothing)."""
 
     def __init__(self, labels: tuple[str, ...], smoothing: float = 0.7, max_gap: int = 15, min_iou: float = 0.3):
+        if not 0 <= smoothing <= MAX_SMOOTHING:
+            raise ValueError(f"smoothing must be between 0 and {MAX_SMOOTHING}, got {smoothing!r}")
         self.labels, self.smoothing, self.max_gap, self.min_iou = labels, smoothing, max_gap, min_iou
         self.tracks: list[Track] = []
 

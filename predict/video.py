@@ -103,15 +103,12 @@ def track(
     raises InputError when the first frame is asked for."""
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a whole number of frames, 1 or more, got {every!r}")
-    if not 0 <= smooth <= 0.99:
-        raise ValueError(f"smooth must be between 0 and 0.99, got {smooth!r}")
-    if not isinstance(source, int) and "://" not in str(source):
-        source = Path(source)
     recognizer = recognizer or Recognizer()
+    tracker = Tracker(recognizer.labels, smooth)  # ValueError for a smooth out of its bounds
 
     def documents(video: Video) -> Iterator[dict]:
         with video:
-            for _, doc in tracked_frames(recognizer, video, Tracker(recognizer.labels, smooth), every):
+            for _, doc in tracked_frames(recognizer, video, tracker, every):
                 yield doc
 
     return documents(Video(source))
