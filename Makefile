@@ -108,6 +108,6 @@ soup: $(VENV)/.all-deps ## one model from the weights of models fine-tuned from 
 	$(PY) -m train.soup $(foreach m,$(MEMBERS),--member $(m)) --data $(DATA) --name $(SOUP) --models $(MODELS) $(ARGS)
 
 ENSEMBLE ?= fer2013_ensemble
-ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE; ARGS="--raw DATA_plain --max-passes 4"
+ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE; ARGS="--raw DATA_plain --max-passes 4 --max-mflops 552"
 	@test -n "$(MEMBERS)" || { echo 'usage: make ensemble MEMBERS="models/a=data/fer2013 models/b=data/fer2013-arcface"'; exit 2; }
 	$(PY) -m train.ensemble $(foreach m,$(MEMBERS),--member $(m)) --name $(ENSEMBLE) --models $(MODELS) $(ARGS)

@@ -5,9 +5,9 @@
 # here) averaged weight by weight with `make soup`, greedily on both paths; the uniform soup of
 # the two seeds of one recipe; the ensemble of the same six students (the answer-averaging
 # the soup is measured against), chosen by the default's rule (choose_on_both_paths) with up to
-# six passes per face (mirror for up to three); and that rule as it is over the default's two
-# members and the soup. Everything goes into $RUNS, not over the default. Run the two scripts
-# above first: their students are the inputs.
+# six passes, 827 million operations, per face (mirror for up to three); and that rule as it
+# is over the default's two members and the soup. Everything goes into $RUNS, not over the
+# default. Run the two scripts above first: their students are the inputs.
 # About 35 min for the poly run with two threads, then 15 min of scoring, on 2 cores with AVX2.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_soup.sh
@@ -24,6 +24,6 @@ students=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill "$
 make soup MEMBERS="${students[*]}" DATA="$DATA" ARGS="--raw $CROPS" SOUP=fer2013_vgg_soup MODELS="$RUNS"
 make soup MEMBERS="$RUNS/fer2013_vgg_rawview models/fer2013_vgg_rawview_seed2" DATA="$DATA" \
   ARGS="--raw $CROPS --uniform" SOUP=fer2013_vgg_soup_seeds MODELS="$RUNS"
-MAX_PASSES=6 choose_on_both_paths fer2013_ensemble_students "$RUNS" "$DATA" "$CROPS" "${students[@]}"
+MAX_PASSES=6 MAX_MFLOPS=827 choose_on_both_paths fer2013_ensemble_students "$RUNS" "$DATA" "$CROPS" "${students[@]}"
 choose_on_both_paths fer2013_ensemble_soup "$RUNS" "$DATA" "$CROPS" models/fer2013_vgg_rawview_seed2 \
   models/fer2013_vgg_rawview_distill "$RUNS/fer2013_vgg_soup"

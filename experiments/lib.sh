@@ -27,12 +27,13 @@ restore_models() {  # NAME...: the shipped models a recipe starts from, out of g
 }
 
 choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble over the FOLDERs (each on DATA) by the
-  # default's rule: the mean of PublicTest aligned and on CROPS' plain crops, within four net passes per face
-  # (MAX_PASSES=n allows more, for an ensemble measured rather than shipped)
+  # default's rule: the mean of PublicTest aligned and on CROPS' plain crops, within four net passes and 552 million
+  # operations per face (four fer_vgg passes: what the 25 frames/s video target allows); MAX_PASSES=n and
+  # MAX_MFLOPS=m allow more, for an ensemble measured rather than shipped
   local name=$1 models=$2 data=$3 crops=$4 folder members=""
   shift 4
   for folder in "$@"; do members+="$folder=$data "; done
-  make ensemble MEMBERS="$members" ARGS="--raw $crops --max-passes ${MAX_PASSES:-4}" ENSEMBLE="$name" MODELS="$models"
+  make ensemble MEMBERS="$members" ARGS="--raw $crops --max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}" ENSEMBLE="$name" MODELS="$models"
 }
 
 side_by_side() {  # "FUNCTION ARG..." "FUNCTION ARG...": two runs at once, one thread each (on 2 cores this trains

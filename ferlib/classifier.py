@@ -12,13 +12,27 @@ from collections.abc import Callable
 import numpy as np
 
 from ferlib.model_folder import TTA_VIEWS, ModelError, ModelFiles, crop_size, read_mean
-from ferlib.nets import Net, NetError
+from ferlib.nets import Net, NetError, forward_flops
 
 
 def tta_average(views: np.ndarray, tta: str) -> np.ndarray:
     """Class probabilities under a test-time augmentation: the mean of the first views of
     Classifier.view_probabilities' (views, N, classes)."""
     return views[: TTA_VIEWS[tta]].mean(axis=0)
+
+
+def face_mflops(files: ModelFiles) -> float:
+    """Millions of operations the net spends on one view of one face (at its crop size): what
+    an ensemble's cost per face is counted in, since members of different nets differ ~6-fold."""
+    side = crop_size(files.deploy)
+    shape = (1, 1, side, side)
+    try:
+        flops = forward_flops(files.deploy.read_bytes(), files.weights.read_bytes(), shape, str(files.weights))
+    except OSError as error:
+        raise ModelError(f"{files.weights}: cannot read ({error.strerror})") from error
+    except NetError as error:
+        raise ModelError(str(error)) from error
+    return flops / 1e6
 
 
 class Classifier:

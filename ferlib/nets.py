@@ -78,3 +78,14 @@ class Net:
             return [out[name].copy() for name in self.outputs]
         except (cv2.error, RuntimeError, ValueError, KeyError) as error:
             raise NetError(f"{self.name}: the net cannot run on a {batch.shape} batch ({_reason(error)})") from error
+
+
+def forward_flops(prototxt: bytes, weights: bytes, shape: tuple[int, ...], name: str = "") -> int:
+    """Floating-point operations of one forward pass on a batch of the given NCHW shape, as
+    OpenCV counts them (convolutions, inner products and the element-wise layers): a cost that
+    is the same on every machine, unlike a timing."""
+    try:
+        net = cv2.dnn.readNetFromCaffe(np.frombuffer(prototxt, np.uint8), np.frombuffer(weights, np.uint8))
+        return int(net.getFLOPS(shape))
+    except cv2.error as error:
+        raise NetError(f"{name}: cannot count the operations of a {shape} pass ({_reason(error)})") from error

@@ -151,6 +151,18 @@ def test_a_soup_reads_batchnorm_statistics_whatever_their_scale_factor(tmp_path:
     np.testing.assert_allclose(scaled_out, plain_out, rtol=1e-4, atol=1e-6)
 
 
+def test_a_budget_in_operations_weighs_each_member_by_its_net() -> None:
+    from train.ensemble import Budget
+
+    small, large = 137.8, 857.2  # fer_vgg and fer_vgg13 at 44x44, MFLOPs per view
+    assert Budget(mflops=600).allows([small, small], "mirror")
+    assert not Budget(mflops=600).allows([large], "none")
+    assert Budget(passes=4).allows([large, large], "mirror")  # passes alone do not see a net's size
+    assert not Budget(4, 600).allows([small] * 3, "mirror") and not Budget(4, 600).allows([large], "none")
+    assert Budget().allows([large] * 3, "ten") and str(Budget()) == "no limit"
+    assert str(Budget(4, 600.0)) == "at most 4 net passes and 600 MFLOPs per face"
+
+
 def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from train.ensemble import main as ensemble_main
 
@@ -176,6 +188,20 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     report = json.loads((tmp_path / "models/one/report.json").read_text())
     assert len(report["members"]) == 1 and report["tta"] == "none" and report["max_passes"] == 1
     assert "--max-passes 1 --name one" in (tmp_path / "models/one/README.md").read_text()
+    # the same limit in operations: one member's single view fits, its mirror does not
+    cost = report["mflops"]["../../top"]
+    assert cost > 0 and report["mflops_per_face"] == cost
+    limit = f"{cost * 1.5:g}"
+    assert ensemble_main([*members, "--max-mflops", limit, "--name", "ops", "--models", models]) == 0
+    report = json.loads((tmp_path / "models/ops/report.json").read_text())
+    assert len(report["members"]) == 1 and report["tta"] == "none" and report["max_mflops"] == float(limit)
+    text = (tmp_path / "models/ops/README.md").read_text()
+    assert f"--max-mflops {limit} --name ops" in text and f"| million operations per face | {cost:.4g} |" in text
+    capsys.readouterr()
+    assert ensemble_main([*members, "--max-mflops", f"{cost / 2:g}", "--name", "x", "--models", models]) == 2
+    assert (
+        f"MFLOPs per face: the cheapest, one member without TTA, takes 1 pass and {cost:.4g}" in capsys.readouterr().err
+    )
     capsys.readouterr()
     assert ensemble_main([*members, "--raw", str(data), "--name", "x", "--models", models]) == 2
     assert "holds faces aligned with 'fer2013'; --raw needs the plain crops" in capsys.readouterr().err

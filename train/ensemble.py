@@ -12,7 +12,9 @@ face crops may go through `predict --no-detect --raw` untouched. With `--raw DAT
 same images preprocessed with `--no-align`) every candidate is also scored on the plain
 crops, and is ranked by the mean of its PublicTest accuracy on the two paths. With
 `--max-passes N` only candidates that run the nets at most N times per face (members x TTA
-views) compete: the video target holds only for so many. The ensemble
+views) compete, and with `--max-mflops M` only those that spend at most M million operations
+per face (each member's count x TTA views; a fer_vgg13 pass costs as much as six fer_vgg
+passes): the video target holds only for so much. The ensemble
 folder holds ensemble.json (the chosen members as relative paths, and the TTA), report.json,
 confusion.png and a model card; predict and make demo take it like any model folder.
 """
@@ -25,13 +27,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from ferlib import atomic, cli
-from ferlib.classifier import Classifier, tta_average
+from ferlib.classifier import Classifier, face_mflops, tta_average
 from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_template, load_splits
 from ferlib.model_folder import MODEL_FOLDER, TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
@@ -126,19 +130,45 @@ def group_averages(views: list[dict], count: int) -> dict[tuple[int, ...], dict[
     }
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a candidate may cost per face: net passes (members x TTA views) and millions of
+    operations (the sum of its members' face_mflops x TTA views); None: no limit. Passes
+    suffice among nets of one size; operations compare nets of different sizes."""
+
+    passes: int | None = None
+    mflops: float | None = None
+
+    def allows(self, costs: Sequence[float], tta: str) -> bool:
+        """Whether members of these costs (MFLOPs per view) under this TTA fit."""
+        views = TTA_VIEWS[tta]
+        return (self.passes is None or len(costs) * views <= self.passes) and (
+            self.mflops is None or sum(costs) * views <= self.mflops
+        )
+
+    def __str__(self) -> str:
+        limits = [f"{self.passes} net passes"] if self.passes is not None else []
+        limits += [f"{self.mflops:g} MFLOPs"] if self.mflops is not None else []
+        return f"at most {' and '.join(limits)} per face" if limits else "no limit"
+
+
 def ensemble(
     members: list[tuple[Path, Path]],
     target: Path,
     backend: str = "opencv",
     raw: Path | None = None,
-    max_passes: int | None = None,
+    budget: Budget = Budget(),
 ) -> dict:
     """Score every member and group of members with each TTA (also on raw's plain crops when
     given), keep the best on PublicTest (see score; fewer members, then fewer views, on a tie)
-    among those within max_passes, and write the ensemble folder; returns the report."""
-    modes = tuple(mode for mode in TTA_MODES if within(1, mode, max_passes))
+    among those the budget allows, and write the ensemble folder; returns the report."""
+    costs = [face_mflops(ModelFiles.from_dir(folder)) for folder, _ in members]
+    modes = tuple(mode for mode in TTA_MODES if budget.allows([min(costs)], mode))
     if not modes:
-        raise ModelError(f"no candidate runs the nets at most {max_passes} times per face")
+        raise ModelError(
+            f"no candidate costs {budget}: the cheapest, one member without TTA, "
+            f"takes 1 pass and {min(costs):.4g} MFLOPs"
+        )
     if raw is not None:
         check_plain(raw)
     atomic.check_replaceable(target, MODEL_FOLDER)  # before minutes of scoring, as replacing_folder will
@@ -153,7 +183,7 @@ def ensemble(
         raw_averages = group_averages(raw_views, len(members))
         raw_tables = {group: tta_table(average, raw_splits, modes) for group, average in raw_averages.items()}
     group, tta = min(
-        ((group, mode) for group in tables for mode in modes if within(len(group), mode, max_passes)),
+        ((group, mode) for group in tables for mode in modes if budget.allows([costs[i] for i in group], mode)),
         key=lambda choice: rank(
             len(choice[0]), choice[1], tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])
         ),
@@ -164,14 +194,17 @@ def ensemble(
     names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     chosen = [names[i] for i in group]
     rule = "PublicTest" if raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
-    limit = "" if max_passes is None else f", among those with at most {max_passes} net passes per face"
+    limit = "" if budget == Budget() else f", among those that cost {budget}"
     report = {
         "members": chosen,
         "candidates": names,
         "data": [str(data) for _, data in members],
         "tta": tta,
         "selection": f"{len(group)} of {len(members)} members and TTA {tta}, the best on {rule}{limit}",
-        "max_passes": max_passes,
+        "max_passes": budget.passes,
+        "max_mflops": budget.mflops,
+        "mflops": dict(zip(names, costs)),
+        "mflops_per_face": sum(costs[i] for i in group) * TTA_VIEWS[tta],
         "backend": backend,
         "splits": reports,
         "tta_table": tables[group],
@@ -217,11 +250,6 @@ def rank(members: int, tta: str, row: dict, raw_row: dict | None = None) -> tupl
     return -score(row, raw_row), members, TTA_VIEWS[tta]
 
 
-def within(members: int, tta: str, max_passes: int | None) -> bool:
-    """Whether a candidate runs the nets at most max_passes times per face (None: no limit)."""
-    return max_passes is None or members * TTA_VIEWS[tta] <= max_passes
-
-
 def ranked(group_tables: list[dict]) -> list[tuple[list[str], str, dict, dict | None]]:
     """(members, TTA, row, raw row or None) of every candidate in report.json's
     group_tta_tables, best first."""
@@ -252,6 +280,8 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "|---|---|",
         f"| PrivateTest accuracy (all {test['images']} images) | **{test['accuracy']:.4f}** |",
         f"| PublicTest accuracy (used to choose members and TTA) | {val['accuracy']:.4f} |",
+        f"| net passes per face (members x TTA views) | {len(report['members']) * TTA_VIEWS[tta]} |",
+        f"| million operations per face | {report['mflops_per_face']:.4g} |",
     ]
     if raw:
         lines += [
@@ -270,6 +300,7 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
     options = (f" --raw {report['raw_data']}" if raw else "") + (
         f" --max-passes {report['max_passes']}" if report.get("max_passes") else ""
     )
+    options += f" --max-mflops {report['max_mflops']:g}" if report.get("max_mflops") else ""
     lines += [
         "",
         "## Reproduce",
@@ -302,17 +333,19 @@ def closing_sections(test: dict) -> list[str]:
 
 def candidates_markdown(report: dict) -> list[str]:
     """The best candidates that were allowed to compete, as a Markdown table, the chosen one in bold."""
-    rows = [row for row in ranked(report["group_tta_tables"]) if within(len(row[0]), row[1], report.get("max_passes"))]
+    budget, costs = Budget(report["max_passes"], report["max_mflops"]), report["mflops"]
+    rows = [row for row in ranked(report["group_tta_tables"]) if budget.allows([costs[m] for m in row[0]], row[1])]
     lines = [f"## The {min(TOP, len(rows))} best of {len(rows)} candidates", ""]
     if report.get("raw_splits"):
         lines += [
-            "| models | TTA | PublicTest | PrivateTest | raw PublicTest | raw PrivateTest |",
-            "|---|---|---|---|---|---|",
+            "| models | TTA | MFLOPs per face | PublicTest | PrivateTest | raw PublicTest | raw PrivateTest |",
+            "|---|---|---|---|---|---|---|",
         ]
     else:
-        lines += ["| models | TTA | PublicTest | PrivateTest |", "|---|---|---|---|"]
+        lines += ["| models | TTA | MFLOPs per face | PublicTest | PrivateTest |", "|---|---|---|---|---|"]
     for models, mode, row, raw_row in rows[:TOP]:
-        cells = f"{' + '.join(models)} | {mode} | {row['val']:.4f} | {row['test']:.4f}"
+        cost = sum(costs[m] for m in models) * TTA_VIEWS[mode]
+        cells = f"{' + '.join(models)} | {mode} | {cost:.4g} | {row['val']:.4f} | {row['test']:.4f}"
         if raw_row is not None:
             cells += f" | {raw_row['val']:.4f} | {raw_row['test']:.4f}"
         chosen = models == report["members"] and mode == report["tta"]
@@ -346,14 +379,23 @@ def main(argv: list[str] | None = None) -> int:
         type=cli.number(1, kind=int),
         metavar="N",
         help="only candidates that run the nets at most N times per face (members x TTA views); "
-        "the video target allows about 4 (two members with mirror)",
+        "the video target allows about 4 fer_vgg passes (two members with mirror)",
+    )
+    parser.add_argument(
+        "--max-mflops",
+        type=cli.number(0.000001),
+        metavar="M",
+        help="only candidates that spend at most M million operations per face (each member's count at its "
+        "crop size x TTA views; the card lists each candidate's): compares nets of different sizes, "
+        "where passes do not",
     )
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
     args = parser.parse_args(argv)
     if len(args.member) < 2:
         parser.error("an ensemble needs two or more --member")
     try:
-        report = ensemble(args.member, args.models / args.name, args.backend, args.raw, args.max_passes)
+        budget = Budget(args.max_passes, args.max_mflops)
+        report = ensemble(args.member, args.models / args.name, args.backend, args.raw, budget)
     except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
