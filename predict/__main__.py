@@ -111,8 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--raw",
         action="store_true",
-        help="with --no-detect: resize each whole crop to the model's input, no alignment (about 5 points less "
-        "accurate on FER2013's PrivateTest; docs/results.md)",
+        help="with --no-detect: resize each whole crop to the model's input, no alignment (the default model "
+        "is about 3 points less accurate so on FER2013's PrivateTest; docs/predict.md)",
     )
     parser.add_argument(
         "--top-k", type=cli.number(1, kind=int), default=3, help="labels listed per face, best first (default: 3)"
