@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-mflops",
-        type=cli.number(0.000001),
+        type=cli.number(0),
         metavar="M",
         help="only candidates that spend at most M million operations per face (each member's count at its "
         "crop size x TTA views; the card lists each candidate's): compares nets of different sizes, "
