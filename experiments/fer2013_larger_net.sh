@@ -11,7 +11,7 @@
 # 1 h 30 min for fer_vgg and 6 h for fer_vgg13 on 2 cores with AVX2 (4 h 20 min once it has
 # both threads to itself); make train resumes, so the run may span sessions.
 # Then fer_vgg13's student in fer2013_vgg_rawview_seed2's recipe (10 epochs warm-started from
-# it, both views, the teacher at 0.7, SEED=2), about 3 h 10 min with two threads, and the
+# it, both views, the teacher at 0.7, SEED=2), 3 h 10 min to 3 h 55 min with two threads, and the
 # choice again with it (and fer_vgg13 from random weights).
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_larger_net.sh
