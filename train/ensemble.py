@@ -130,6 +130,11 @@ def group_averages(views: list[dict], count: int) -> dict[tuple[int, ...], dict[
     }
 
 
+def mflops_per_face(costs: Sequence[float], tta: str) -> float:
+    """What members of these costs (MFLOPs per view) spend on one face under this TTA."""
+    return sum(costs) * TTA_VIEWS[tta]
+
+
 @dataclass(frozen=True)
 class Budget:
     """What a candidate may cost per face: net passes (members x TTA views) and millions of
@@ -141,9 +146,8 @@ class Budget:
 
     def allows(self, costs: Sequence[float], tta: str) -> bool:
         """Whether members of these costs (MFLOPs per view) under this TTA fit."""
-        views = TTA_VIEWS[tta]
-        return (self.passes is None or len(costs) * views <= self.passes) and (
-            self.mflops is None or sum(costs) * views <= self.mflops
+        return (self.passes is None or len(costs) * TTA_VIEWS[tta] <= self.passes) and (
+            self.mflops is None or mflops_per_face(costs, tta) <= self.mflops
         )
 
     def __str__(self) -> str:
@@ -204,7 +208,7 @@ def ensemble(
         "max_passes": budget.passes,
         "max_mflops": budget.mflops,
         "mflops": dict(zip(names, costs)),
-        "mflops_per_face": sum(costs[i] for i in group) * TTA_VIEWS[tta],
+        "mflops_per_face": mflops_per_face([costs[i] for i in group], tta),
         "backend": backend,
         "splits": reports,
         "tta_table": tables[group],
@@ -344,7 +348,7 @@ def candidates_markdown(report: dict) -> list[str]:
     else:
         lines += ["| models | TTA | MFLOPs per face | PublicTest | PrivateTest |", "|---|---|---|---|---|"]
     for models, mode, row, raw_row in rows[:TOP]:
-        cost = sum(costs[m] for m in models) * TTA_VIEWS[mode]
+        cost = mflops_per_face([costs[m] for m in models], mode)
         cells = f"{' + '.join(models)} | {mode} | {cost:.4g} | {row['val']:.4f} | {row['test']:.4f}"
         if raw_row is not None:
             cells += f" | {raw_row['val']:.4f} | {raw_row['test']:.4f}"
