@@ -7,7 +7,8 @@ backends of ferlib.nets run the same deploy.prototxt + .caffemodel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -26,13 +27,21 @@ def face_mflops(files: ModelFiles) -> float:
     an ensemble's cost per face is counted in, since members of different nets differ ~6-fold."""
     side = crop_size(files.deploy)
     shape = (1, 1, side, side)
-    try:
+    with _as_model_error(files):
         flops = forward_flops(files.deploy.read_bytes(), files.weights.read_bytes(), shape, str(files.weights))
+    return flops / 1e6
+
+
+@contextmanager
+def _as_model_error(files: ModelFiles) -> Iterator[None]:
+    """Loading a model folder's net fails as one ModelError naming the file, whatever the cause,
+    so the command line reports it in one line."""
+    try:
+        yield
     except OSError as error:
         raise ModelError(f"{files.weights}: cannot read ({error.strerror})") from error
     except NetError as error:
         raise ModelError(str(error)) from error
-    return flops / 1e6
 
 
 class Classifier:
@@ -43,12 +52,8 @@ class Classifier:
         self.labels = files.labels
         self.crop = crop_size(files.deploy)
         self.mean = read_mean(files.mean, self.crop)
-        try:
+        with _as_model_error(files):
             self._net = Net.from_files(files.deploy, files.weights, ["prob"], backend)
-        except OSError as error:
-            raise ModelError(f"{files.weights}: cannot read ({error.strerror})") from error
-        except NetError as error:
-            raise ModelError(str(error)) from error
         self._check_outputs()
 
     def _check_outputs(self) -> None:
