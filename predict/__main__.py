@@ -112,7 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--raw",
         action="store_true",
         help="with --no-detect: resize each whole crop to the model's input, no alignment (the default model "
-        "is about 3 points less accurate so on FER2013's PrivateTest; docs/predict.md)",
+        "is about 3 points less accurate this way on FER2013's PrivateTest; docs/predict.md)",
     )
     parser.add_argument(
         "--top-k", type=cli.number(1, kind=int), default=3, help="labels listed per face, best first (default: 3)"
