@@ -34,12 +34,12 @@ def face_mflops(files: ModelFiles) -> float:
 
 @contextmanager
 def _as_model_error(files: ModelFiles) -> Iterator[None]:
-    """Loading a model folder's net fails as one ModelError naming the file, whatever the cause,
-    so the command line reports it in one line."""
+    """Loading a model folder's net fails as one ModelError naming the file (the one that could
+    not be read, else the weights), whatever the cause, so the command line reports it in one line."""
     try:
         yield
     except OSError as error:
-        raise ModelError(f"{files.weights}: cannot read ({error.strerror})") from error
+        raise ModelError(f"{error.filename or files.weights}: cannot read ({error.strerror})") from error
     except NetError as error:
         raise ModelError(str(error)) from error
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ferlib.classifier import Classifier
-from ferlib.model_folder import ModelFiles
+from ferlib.classifier import Classifier, face_mflops
+from ferlib.model_folder import ModelError, ModelFiles
 from predict.recognizer import DEFAULT_MODEL, Recognizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +93,12 @@ def test_a_superseded_model_comes_back_out_of_history(tmp_path: Path) -> None:
     assert never.returncode == 2 and "is not in this clone's git history" in never.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing half-written beside it
     assert (tmp_path / "m" / RESTORED).read_text().startswith("models/fer2013_vgg as of commit ")
+
+
+@pytest.mark.parametrize("load", [face_mflops, Classifier], ids=["operation count", "classifier"])
+def test_unreadable_weights_are_one_model_error_naming_them(tmp_path: Path, load) -> None:
+    shipped = ModelFiles.from_dir(ROOT / "models" / "fer2013_vgg_rawview_seed2")
+    weights = tmp_path / "fer2013_vgg_rawview_seed2.caffemodel"
+    weights.mkdir()  # unreadable as a file, even for root
+    with pytest.raises(ModelError, match=f"^{weights}: cannot read"):
+        load(ModelFiles(shipped.deploy, weights, shipped.mean))
