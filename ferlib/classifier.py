@@ -34,8 +34,9 @@ def face_mflops(files: ModelFiles) -> float:
 
 @contextmanager
 def _as_model_error(files: ModelFiles) -> Iterator[None]:
-    """Loading a model folder's net fails as one ModelError naming the file (the one that could
-    not be read, else the weights), whatever the cause, so the command line reports it in one line."""
+    """Loading or running a model folder's net fails as one ModelError naming the file (the one
+    that could not be read, else the weights), whatever the cause, so the command line reports
+    it in one line."""
     try:
         yield
     except OSError as error:
@@ -114,8 +115,6 @@ class Classifier:
         return tta_average(self.view_probabilities(faces, TTA_VIEWS[tta], batch, progress), tta)
 
     def _forward(self, data: np.ndarray) -> np.ndarray:
-        try:
+        with _as_model_error(self.files):
             (prob,) = self._net(data)
-        except NetError as error:
-            raise ModelError(str(error)) from error
         return prob.reshape(len(data), -1)
