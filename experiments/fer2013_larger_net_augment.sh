@@ -6,7 +6,9 @@
 # AUGMENT=fer (prototxt/augment/fer.prototxt), SEED=3; its control is its start, as for
 # fer_vgg's second restart without augmentation (experiments/fer2013_second_restart.sh).
 # Then `make ensemble` measures it as a member among the default's two and fer_vgg13's
-# student, counting passes only (MAX_MFLOPS=3500, as in fer2013_larger_net.sh), into $RUNS.
+# student, counting passes only (MAX_MFLOPS=3500, as in fer2013_larger_net.sh), into $RUNS,
+# and `make soup` tries one model from the lineage's weights (the first run, the student and
+# the augmented model).
 # About 5-7 h with two threads on 2 cores with AVX2 (1.3-1.8 s per iteration, 14,354 of
 # them); make train resumes, so the run may span sessions.
 #
@@ -21,3 +23,5 @@ train_and_ship fer2013_vgg13_augment "$RUNS" NET=fer_vgg13 EPOCHS=16 SEED=3 AUGM
 MAX_MFLOPS=3500 choose_on_both_paths fer2013_ensemble_larger_augment "$RUNS" "$DATA" "$CROPS" \
   models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill "$RUNS/fer2013_vgg13_rawview" \
   "$RUNS/fer2013_vgg13_augment"
+make soup MEMBERS="$RUNS/fer2013_vgg13_scratch $RUNS/fer2013_vgg13_rawview $RUNS/fer2013_vgg13_augment" \
+  DATA="$DATA" ARGS="--raw $CROPS" SOUP=fer2013_vgg13_soup MODELS="$RUNS"
