@@ -48,9 +48,7 @@ predict: install-predict ## predict on IMG=path (an image, a folder or a video);
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path/to/photo.jpg [ARGS='--top-k 2']"; exit 2; }
 	$(PY) -m predict $(IMG) $(ARGS)
 
-test-fast: $(VENV)/.all-deps ## lint, the import contract and every test that needs no Caffe build and is not slow (about a minute)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports
+test-fast: lint ## lint, the import contract and every test that needs no Caffe build and is not slow (about a minute)
 	$(PY) -m pytest -q -m "not caffe and not slow"
 
 BROWSER_PACKAGES := chromium chromium-driver
@@ -61,9 +59,11 @@ browser: ## Debian's headless Chromium and its driver, for the web page's end-to
 test: test-fast install browser ## test-fast, then build or reuse Caffe and run the rest: the Caffe tests and the slow ones
 	$(PY) -m pytest -q -m "caffe or slow"
 
-lint: $(VENV)/.all-deps ## ruff and the import contract (stages import ferlib, never each other)
+SHELL_SCRIPTS := $(wildcard experiments/*.sh scripts/*.sh) .ci/run
+lint: $(VENV)/.all-deps ## ruff, the import contract (stages import ferlib, never each other) and shellcheck on the shell scripts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/shellcheck --external-sources $(SHELL_SCRIPTS)
 
 FERPLUS ?= $(dir $(FER2013))fer2013new.csv
 preprocess: $(VENV)/.all-deps ## FER2013 csv -> aligned LMDBs + mean (FER2013=csv[.gz], DATA=out dir, LABELS=ferplus); FOLDER=dir: your own labelled faces

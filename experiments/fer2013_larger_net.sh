@@ -6,8 +6,8 @@
 # SEED=1), side by side with one thread each. Then `make ensemble` chooses by the default's
 # rule (choose_on_both_paths) among them and the default's two members, into $RUNS, not over
 # the default, counting net passes only (MAX_MFLOPS=3500 admits any four passes: one
-# fer_vgg13 pass alone is over the default's 552 million operations per face). Run
-# experiments/fer2013_raw_view.sh first: its data and teacher are the inputs here. About
+# fer_vgg13 pass alone is over the default's 552 million operations per face). Its data
+# and teacher are experiments/fer2013_raw_view.sh's, made first if missing. About
 # 1 h 30 min for fer_vgg and 6 h for fer_vgg13 on 2 cores with AVX2 (4 h 20 min once it has
 # both threads to itself); make train resumes, so the run may span sessions.
 # Then fer_vgg13's student in fer2013_vgg_rawview_seed2's recipe (10 epochs warm-started from

@@ -16,16 +16,9 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths, side_by_side
-DATA=${DATA:-data/fer2013-rawview}
-CROPS=${CROPS:-data/fer2013-plain}  # the same images unaligned: the --raw path's faces
-TEACHER=${TEACHER:-$RUNS/teacher2v}
-
-restore_models fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill  # teacher, starts, a candidate
-[ -f "$DATA/manifest.json" ] || make preprocess FER2013="$FER2013" DATA="$DATA" ARGS="--raw-view --no-images"
-[ -f "$CROPS/manifest.json" ] || make preprocess FER2013="$FER2013" DATA="$CROPS" ARGS="--no-align"
-[ -f "$TEACHER/teacher.json" ] || .venv/bin/python -m train.teacher --model models/fer2013_vgg_warm \
-  --model models/fer2013_reference150 --tta mirror --data "$DATA" --out "$TEACHER" --temperature 1
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, restore_models, choose_on_both_paths, side_by_side
+both_views_inputs  # DATA, CROPS (the same images unaligned: the --raw path's faces), TEACHER
+restore_models fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill  # starts and a candidate
 
 student() {  # NAME NET EPOCHS PARENT [SEED=n]: train, evaluate and ship one student on both views
   train_and_ship "$1" models NET="$2" EPOCHS="$3" WEIGHTS="models/$4/$4.caffemodel" \

@@ -7,8 +7,8 @@
 # FER2013 model in git (shipped, or superseded and restored; the two students
 # fer2013_raw_view.sh never committed are not candidates). The choice goes to
 # $RUNS/fer2013_ensemble_scratch (the new model beside it, in $RUNS too), not over the default:
-# it kept the default's pair (docs/results.md, "Members not descended from one model"). Run
-# experiments/fer2013_raw_view.sh first: its data and teacher are the inputs here. About 1 h
+# it kept the default's pair (docs/results.md, "Members not descended from one model"). Its
+# data and teacher are experiments/fer2013_raw_view.sh's, made first if missing. About 1 h
 # 10 min on 2 cores with AVX2 (two threads), then 15 min to score the candidates; make train
 # resumes.
 #
