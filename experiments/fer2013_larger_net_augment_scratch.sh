@@ -8,8 +8,8 @@
 # also the candidate final recipe of the issue (a single schedule, two seeds for the spread).
 # Then `make ensemble` measures it as a member among the default's two, counting passes only
 # (MAX_MFLOPS=3500, as in fer2013_larger_net.sh), into $RUNS.
-# About 5-6 h with two threads on 2 cores with AVX2 (14,354 iterations of 1.2-1.5 s); make train
-# resumes, so the run may span sessions.
+# About 3 h 20 min to 6 h with two threads on 2 cores with AVX2 (14,354 iterations of 0.8-1.5 s,
+# by machine); make train resumes, so the run may span sessions.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_larger_net_augment_scratch.sh
 set -euo pipefail

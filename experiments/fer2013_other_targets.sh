@@ -10,17 +10,16 @@
 #   with only the targets changed (fer_vgg from fer2013_vgg_warm, 10 epochs, SEED=2);
 # - in the same recipe, the first teacher softened (T = 2) and the shipped default as teacher
 #   (a second generation), side by side with one thread each (about 1 h).
-# Run experiments/fer2013_raw_view.sh and experiments/fer2013_scratch_members.sh first (their
-# datasets, teacher and fer2013_reference_scratch). About 1 h 20 min + 35 min + 1 h on 2
+# Run experiments/fer2013_scratch_members.sh first (fer2013_reference_scratch); the datasets of
+# experiments/fer2013_raw_view.sh are made first if missing. About 1 h 20 min + 35 min + 1 h on 2
 # cores with AVX2, then 10 min per choice; make train resumes.
 #
 #   FER2013=path/to/fer2013.csv.gz FERPLUS=path/to/fer2013new.csv RUNS=/somewhere/runs \
 #     bash experiments/fer2013_other_targets.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, train_and_ship, restore_models, choose_on_both_paths, side_by_side
-DATA=${DATA:-data/fer2013-rawview}
-CROPS=${CROPS:-data/fer2013-plain}
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_data, train_and_ship, restore_models, choose_on_both_paths, side_by_side
+both_views_data  # DATA, CROPS
 FERPLUS=${FERPLUS:-../shared/data/fer2013new.csv}
 VOTES=${VOTES:-$RUNS/teacher-votes}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}

@@ -5,8 +5,8 @@
 # single model's lineage gets 10 more epochs with the rate back at 0.01. Then `make ensemble`
 # chooses by the default's rule (choose_on_both_paths) among it and the default's two
 # members, into $RUNS, not over the default. Its dataset and teacher are
-# experiments/fer2013_raw_view.sh's, made first if missing. 1 h 20 min on 2 cores with AVX2 (one thread, beside another run), then
-# 10 min for the choice; make train resumes.
+# experiments/fer2013_raw_view.sh's, made first if missing. 1 h 20 min on 2 cores with AVX2
+# (one thread, beside another run), then 10 min for the choice; make train resumes.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_second_restart.sh
 set -euo pipefail
