@@ -25,6 +25,12 @@ both_views_inputs() {  # both_views_data, and TEACHER, unless given, made here i
   fi
 }
 
+made() {  # FOLDER: true, with a line saying so, when FOLDER holds a model or ensemble already (ship and ensemble write
+  # their folder whole or not at all): `made x || train_and_ship x ...` lets a chain of runs, run again after an
+  # interruption, skip the steps it finished (train_and_ship alone would evaluate its finished run again)
+  [ -f "$1/report.json" ] && echo "$1: made already, kept"
+}
+
 train_and_ship() {  # NAME MODELS SETTING...: make train, make evaluate and make ship NAME into MODELS
   local name=$1 models=$2
   shift 2
