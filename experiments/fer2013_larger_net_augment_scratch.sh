@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Augmentation from random weights on the larger net (docs/results.md, "Augmentation on fer_vgg13"):
+# Augmentation from random weights on the larger net (docs/results.md, "Augmentation from random weights"):
 # fer2013_vgg13_scratch's recipe (fer_vgg13, 16 epochs from random weights on both views against
 # the teacher at 0.7; experiments/fer2013_larger_net.sh) with AUGMENT=fer
 # (prototxt/augment/fer.prototxt), then 16 more augmented epochs warm-started from it: the

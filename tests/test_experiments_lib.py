@@ -1,5 +1,5 @@
 """experiments/lib.sh, the steps the experiment scripts share: `made` must let a chain of runs,
-run again after an interruption, skip only what it finished, and never stop a `set -e` script."""
+run again after an interruption, skip only what it finished, without hiding a step that fails from `set -e`."""
 
 import subprocess
 from pathlib import Path
@@ -30,3 +30,10 @@ def test_made_runs_the_step_when_the_folder_is_missing_or_unfinished(tmp_path: P
     result = run_with_lib("made missing || echo first ran; made half || echo second ran; echo end", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "first ran\nsecond ran\nend\n"
+
+
+def test_a_step_that_fails_after_made_still_stops_the_script(tmp_path: Path) -> None:
+    helper = "step() { false; echo step went on; }"
+    result = run_with_lib(f"{helper}; made missing || step; echo end", tmp_path)
+    assert result.returncode != 0
+    assert result.stdout == ""
