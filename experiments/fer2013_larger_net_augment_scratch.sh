@@ -29,11 +29,15 @@ augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs of both 
   made "$RUNS/$name" || train_and_ship "$name" "$RUNS" NET=fer_vgg13 EPOCHS=16 SEED="$seed" AUGMENT=fer "$@" \
     SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
 }
+as_member() {  # ENSEMBLE NAME...: make ensemble over the default's two and each $RUNS/NAME$suffix, into
+  # $RUNS/ENSEMBLE$suffix unless made already
+  local ensemble=$1$suffix name candidates=("${default[@]}")
+  shift
+  for name in "$@"; do candidates+=("$RUNS/$name$suffix"); done
+  made "$RUNS/$ensemble" || MAX_MFLOPS=3500 choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
+}
 augmented fer2013_vgg13_augment_scratch "$SEED"
-made "$RUNS/fer2013_ensemble_augment_scratch$suffix" || MAX_MFLOPS=3500 choose_on_both_paths \
-  "fer2013_ensemble_augment_scratch$suffix" "$RUNS" "$DATA" "$CROPS" "${default[@]}" "$RUNS/fer2013_vgg13_augment_scratch$suffix"
+as_member fer2013_ensemble_augment_scratch fer2013_vgg13_augment_scratch
 augmented fer2013_vgg13_augment_restart "$((SEED + 1))" \
   WEIGHTS="$RUNS/fer2013_vgg13_augment_scratch$suffix/fer2013_vgg13_augment_scratch$suffix.caffemodel"
-made "$RUNS/fer2013_ensemble_augment_restart$suffix" || MAX_MFLOPS=3500 choose_on_both_paths \
-  "fer2013_ensemble_augment_restart$suffix" "$RUNS" "$DATA" "$CROPS" "${default[@]}" \
-  "$RUNS/fer2013_vgg13_augment_scratch$suffix" "$RUNS/fer2013_vgg13_augment_restart$suffix"
+as_member fer2013_ensemble_augment_restart fer2013_vgg13_augment_scratch fer2013_vgg13_augment_restart
