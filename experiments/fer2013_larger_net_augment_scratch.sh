@@ -16,12 +16,11 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_larger_net_augment_scratch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, made, train_and_ship, choose_on_both_paths
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, made, train_and_ship, as_member
 SEED=${SEED:-1}
 suffix=""
 [ "$SEED" = 1 ] || suffix="_seed$SEED"
 both_views_inputs  # DATA, CROPS, TEACHER
-default=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill)
 augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs of both views against the teacher, shipped
   # into $RUNS/NAME$suffix unless made already
   local name=$1$suffix seed=$2
@@ -29,15 +28,9 @@ augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs of both 
   made "$RUNS/$name" || train_and_ship "$name" "$RUNS" NET=fer_vgg13 EPOCHS=16 SEED="$seed" AUGMENT=fer "$@" \
     SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
 }
-as_member() {  # ENSEMBLE NAME...: make ensemble over the default's two and each $RUNS/NAME$suffix, into
-  # $RUNS/ENSEMBLE$suffix unless made already
-  local ensemble=$1$suffix name candidates=("${default[@]}")
-  shift
-  for name in "$@"; do candidates+=("$RUNS/$name$suffix"); done
-  made "$RUNS/$ensemble" || MAX_MFLOPS=3500 choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
-}
 augmented fer2013_vgg13_augment_scratch "$SEED"
-as_member fer2013_ensemble_augment_scratch fer2013_vgg13_augment_scratch
+MAX_MFLOPS=3500 as_member "fer2013_ensemble_augment_scratch$suffix" "fer2013_vgg13_augment_scratch$suffix"
 augmented fer2013_vgg13_augment_restart "$((SEED + 1))" \
   WEIGHTS="$RUNS/fer2013_vgg13_augment_scratch$suffix/fer2013_vgg13_augment_scratch$suffix.caffemodel"
-as_member fer2013_ensemble_augment_restart fer2013_vgg13_augment_scratch fer2013_vgg13_augment_restart
+MAX_MFLOPS=3500 as_member "fer2013_ensemble_augment_restart$suffix" "fer2013_vgg13_augment_scratch$suffix" \
+  "fer2013_vgg13_augment_restart$suffix"

@@ -56,6 +56,14 @@ choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble 
   make ensemble MEMBERS="$members" ARGS="--raw $crops --max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}" ENSEMBLE="$name" MODELS="$models"
 }
 
+as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two members and each $RUNS/NAME (on $DATA and
+  # $CROPS), into $RUNS/ENSEMBLE unless made already: a candidate measured where it would serve, beside the default
+  local ensemble=$1 name candidates=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill)
+  shift
+  for name in "$@"; do candidates+=("$RUNS/$name"); done
+  made "$RUNS/$ensemble" || choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
+}
+
 side_by_side() {  # "FUNCTION ARG..." "FUNCTION ARG...": two runs at once, one thread each (on 2 cores this trains
   # both in about the time of one with two threads each, after the other); one that fails stops the script (set -e)
   OMP_NUM_THREADS=1 $1 &

@@ -1,5 +1,6 @@
-"""experiments/lib.sh, the steps the experiment scripts share: `made` must let a chain of runs,
-run again after an interruption, skip only what it finished, without hiding a step that fails from `set -e`."""
+"""experiments/lib.sh, the steps the experiment scripts share: `made` (and `as_member`, built on it) must let a
+chain of runs, run again after an interruption, skip only what it finished, without hiding a step that fails from
+`set -e`."""
 
 import subprocess
 from pathlib import Path
@@ -37,3 +38,22 @@ def test_a_step_that_fails_after_made_still_stops_the_script(tmp_path: Path) -> 
     result = run_with_lib(f"{helper}; made missing || step; echo end", tmp_path)
     assert result.returncode != 0
     assert result.stdout == ""
+
+
+def test_as_member_measures_candidates_beside_the_defaults_two_members(tmp_path: Path) -> None:
+    stand_in = 'make() { echo "make $*"; }; RUNS=r DATA=d CROPS=c'
+    result = run_with_lib(f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a", tmp_path)
+    assert result.returncode == 0, result.stderr
+    members = "MEMBERS=models/fer2013_vgg_rawview_seed2=d models/fer2013_vgg_rawview_distill=d"
+    assert result.stdout.splitlines() == [
+        f"make ensemble {members} r/a=d r/b=d  ARGS=--raw c --max-passes 4 --max-mflops 552 ENSEMBLE=e MODELS=r",
+        f"make ensemble {members} r/a=d  ARGS=--raw c --max-passes 4 --max-mflops 3500 ENSEMBLE=wide MODELS=r",
+    ]
+
+
+def test_as_member_keeps_an_ensemble_already_made(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "ens").mkdir(parents=True)
+    (tmp_path / "runs" / "ens" / "report.json").write_text("{}")
+    result = run_with_lib('make() { echo "make $*"; }; RUNS=runs DATA=d CROPS=c; as_member ens a', tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "runs/ens: made already, kept\n"
