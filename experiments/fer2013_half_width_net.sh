@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A half-width larger net (docs/results.md, "A half-width larger net"): prototxt/fer_vgg13_half
+# A half-width larger net (docs/results.md, "Half the width: fer_vgg13_half"): prototxt/fer_vgg13_half
 # (fer_vgg13's ten convolutions at half their width: a quarter of its operations per face, 1.6x
 # fer_vgg's) in the recipe that measured the other two (16 epochs from random weights on both
 # views against the teacher at 0.7, SEED=1; experiments/fer2013_larger_net.sh), so that the
@@ -7,8 +7,9 @@
 # warm-started from it, both views, the teacher at 0.7, SEED=2), as fer_vgg13's was. After
 # each, `make ensemble` by the default's own rule and budget (552 million operations and four
 # passes per face) among what it made and the default's two members, into $RUNS: whether the
-# net earns a place in a default, alone or beside one of them. About 1 h and 40 min with two
-# threads on 2 cores with AVX2; make train resumes, and the script run again keeps what it made.
+# net earns a place in a default, alone or beside one of them. About 2 h with two threads on 2
+# vCPUs of an AMD EPYC with AVX-512 (1 h 37 min of it training); make train resumes, and the
+# script run again keeps what it made.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_half_width_net.sh
 set -euo pipefail
