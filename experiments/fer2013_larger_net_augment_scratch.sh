@@ -16,10 +16,9 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_larger_net_augment_scratch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, made, train_and_ship, as_member
+source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, made, train_and_ship, as_member
 SEED=${SEED:-1}
-suffix=""
-[ "$SEED" = 1 ] || suffix="_seed$SEED"
+suffix=$(seed_suffix "$SEED")
 both_views_inputs  # DATA, CROPS, TEACHER
 augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs of both views against the teacher, shipped
   # into $RUNS/NAME$suffix unless made already

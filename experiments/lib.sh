@@ -25,6 +25,10 @@ both_views_inputs() {  # both_views_data, and TEACHER, unless given, made here i
   fi
 }
 
+seed_suffix() {  # SEED: what a recipe's names end in for that seed: nothing for 1 (the names first made), else _seed<SEED>
+  [ "$1" = 1 ] || echo "_seed$1"
+}
+
 made() {  # FOLDER: true, with a line saying so, when FOLDER holds a model or ensemble already (ship and ensemble write
   # their folder whole or not at all): `made x || train_and_ship x ...` lets a chain of runs, run again after an
   # interruption, skip the steps it finished (train_and_ship alone would evaluate its finished run again)

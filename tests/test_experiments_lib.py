@@ -57,3 +57,9 @@ def test_as_member_keeps_an_ensemble_already_made(tmp_path: Path) -> None:
     result = run_with_lib('make() { echo "make $*"; }; RUNS=runs DATA=d CROPS=c; as_member ens a', tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "runs/ens: made already, kept\n"
+
+
+def test_seed_suffix_keeps_the_first_seeds_names(tmp_path: Path) -> None:
+    result = run_with_lib('echo "[$(seed_suffix 1)] [$(seed_suffix 2)] [$(seed_suffix 13)]"', tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[] [_seed2] [_seed13]\n"
