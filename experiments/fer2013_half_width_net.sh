@@ -16,19 +16,12 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_net.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, made, train_and_ship, as_member
+source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, distilled, as_member
 SEED=${SEED:-1}
 suffix=$(seed_suffix "$SEED")
 both_views_inputs  # DATA, CROPS, TEACHER
-half() {  # NAME SEED SETTING...: fer_vgg13_half on both views against the teacher at 0.7, into $RUNS/NAME$suffix
-  # unless made already
-  local name=$1$suffix seed=$2
-  shift 2
-  made "$RUNS/$name" || train_and_ship "$name" "$RUNS" NET=fer_vgg13_half SEED="$seed" "$@" \
-    SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
-}
-half fer2013_vgg13_half_scratch "$SEED" EPOCHS=16
+distilled "fer2013_vgg13_half_scratch$suffix" NET=fer_vgg13_half SEED="$SEED" EPOCHS=16
 as_member "fer2013_ensemble_half$suffix" "fer2013_vgg13_half_scratch$suffix"
-half fer2013_vgg13_half_rawview "$((SEED + 1))" EPOCHS=10 \
+distilled "fer2013_vgg13_half_rawview$suffix" NET=fer_vgg13_half SEED="$((SEED + 1))" EPOCHS=10 \
   WEIGHTS="$RUNS/fer2013_vgg13_half_scratch$suffix/fer2013_vgg13_half_scratch$suffix.caffemodel"
 as_member "fer2013_ensemble_half_student$suffix" "fer2013_vgg13_half_scratch$suffix" "fer2013_vgg13_half_rawview$suffix"

@@ -16,16 +16,12 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_larger_net_augment_scratch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, made, train_and_ship, as_member
+source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, distilled, as_member
 SEED=${SEED:-1}
 suffix=$(seed_suffix "$SEED")
 both_views_inputs  # DATA, CROPS, TEACHER
-augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs of both views against the teacher, shipped
-  # into $RUNS/NAME$suffix unless made already
-  local name=$1$suffix seed=$2
-  shift 2
-  made "$RUNS/$name" || train_and_ship "$name" "$RUNS" NET=fer_vgg13 EPOCHS=16 SEED="$seed" AUGMENT=fer "$@" \
-    SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"
+augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs distilled on both views, into $RUNS/NAME$suffix
+  distilled "$1$suffix" NET=fer_vgg13 EPOCHS=16 SEED="$2" AUGMENT=fer "${@:3}"
 }
 augmented fer2013_vgg13_augment_scratch "$SEED"
 MAX_MFLOPS=3500 as_member "fer2013_ensemble_augment_scratch$suffix" "fer2013_vgg13_augment_scratch$suffix"

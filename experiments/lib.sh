@@ -43,6 +43,14 @@ train_and_ship() {  # NAME MODELS SETTING...: make train, make evaluate and make
   make ship "$@" NAME="$name" MODELS="$models"
 }
 
+distilled() {  # NAME SETTING...: train_and_ship NAME into $RUNS on both views ($DATA) against $TEACHER at 0.7, the
+  # targets of the default's recipe, unless made already
+  local name=$1
+  shift
+  made "$RUNS/$name" || train_and_ship "$name" "$RUNS" "$@" SOFT="$(realpath "$TEACHER")" SOFT_WEIGHT=0.7 \
+    DATA="$DATA" RUNS="$RUNS"
+}
+
 restore_models() {  # NAME...: the shipped models a recipe starts from, out of git history if they left models/
   local name
   for name in "$@"; do
