@@ -16,6 +16,23 @@ from train.run import ROOT, train
 from train_files import make_dataset, make_tiny_net
 
 
+def shippable_dataset(folder: Path) -> Path:
+    """A tiny dataset whose manifest and index hold what a model card reads (counts, faces
+    found, the template; every test face found, none a copy)."""
+    data = make_dataset(folder)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest.update(
+        counts={s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
+        faces={s: {"found": 15} for s in ("train", "val", "test")},
+        settings={"align": True, "template": "fer2013"},
+    )
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    index = ["split,key,row,label,face_found,copy_of_train"]
+    index += [f"{s},{i:08d}_{i:05d},{i},0,1,0" for s in ("val", "test") for i in range(30)]
+    (data / "index.csv").write_text("\n".join(index) + "\n")
+    return data
+
+
 def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_tool: str) -> None:
     from train.ship import ship, training_seconds
 
@@ -79,17 +96,7 @@ def test_killed_ship_runs_leave_the_old_model_whole(tmp_path: Path, caffe_tool: 
 
     from hostile import command, tree
 
-    data = make_dataset(tmp_path / "data")
-    manifest = json.loads((data / "manifest.json").read_text())
-    manifest.update(
-        counts={s: {"total": n} for s, n in (("train", 64), ("val", 30), ("test", 30))},
-        faces={s: {"found": 15} for s in ("train", "val", "test")},
-        settings={"align": True, "template": "fer2013"},
-    )
-    (data / "manifest.json").write_text(json.dumps(manifest))
-    index = ["split,key,row,label,face_found,copy_of_train"]
-    index += [f"{s},{i:08d}_{i:05d},{i},0,1,0" for s in ("val", "test") for i in range(30)]
-    (data / "index.csv").write_text("\n".join(index) + "\n")
+    data = shippable_dataset(tmp_path / "data")
     train(str(make_tiny_net(tmp_path / "tiny")), data, tmp_path / "runs", "r", epochs=4, caffe=caffe_tool)
     evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
     args = ["train.ship", "--run", str(tmp_path / "runs/r"), "--name", "tiny", "--models", str(tmp_path / "models")]
@@ -140,8 +147,37 @@ def test_a_card_says_how_to_get_back_the_models_it_started_from() -> None:
         "python -m train.teacher --model models/fer2013_vgg_warm --model models/fer2013_reference150 --out t",
         "make train NET=fer_vgg EPOCHS=10 WEIGHTS=models/fer2013_vgg_warm/fer2013_vgg_warm.caffemodel SOFT=t",
     ]
-    (hint,) = restore_hint(commands, "fer2013_vgg_rawview")
+    (hint,) = restore_hint(commands, {"fer2013_vgg_rawview"})
     assert "(`fer2013_reference150`, `fer2013_vgg_warm`)" in hint and "`make restore NAME=...`" in hint
     # a model trained on from itself under its own name, or from weights outside models/: nothing to restore
-    assert restore_hint(["make train WEIGHTS=models/ferplus_vgg/ferplus_vgg.caffemodel"], "ferplus_vgg") == []
-    assert restore_hint(["make train WEIGHTS=/tmp/x.caffemodel"], "x") == []
+    assert restore_hint(["make train WEIGHTS=models/ferplus_vgg/ferplus_vgg.caffemodel"], {"ferplus_vgg"}) == []
+    assert restore_hint(["make train WEIGHTS=/tmp/x.caffemodel"], {"x"}) == []
+    # a start whose card the model keeps as start.md: its commands make it, git history has none
+    assert restore_hint(["make train WEIGHTS=models/step/step.caffemodel"], {"x", "step"}) == []
+
+
+def test_a_model_started_from_a_step_outside_models_keeps_its_card(tmp_path: Path, caffe_tool: str) -> None:
+    """An experiment ships a step into its runs folder and trains on from it: the model
+    shipped into models/ carries the step's card as start.md (git keeps no copy of the step)
+    and names the weights where that card's make ship puts them."""
+    from train.ship import START_CARD, ship
+
+    data = shippable_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    train(str(net), data, tmp_path / "runs", "first", epochs=2, caffe=caffe_tool)
+    evaluate(data, tmp_path / "runs/first/eval", "none", "opencv", run=tmp_path / "runs/first")
+    step = ship(tmp_path / "runs/first", "step", tmp_path / "runs")
+    weights = step / "step.caffemodel"
+    train(str(net), data, tmp_path / "runs", "second", epochs=2, caffe=caffe_tool, weights=weights)
+    evaluate(data, tmp_path / "runs/second/eval", "none", "opencv", run=tmp_path / "runs/second")
+    model = ship(tmp_path / "runs/second", "final", tmp_path / "models")
+    assert (model / START_CARD).read_text() == (step / "README.md").read_text()
+    text = (model / "README.md").read_text()
+    assert "WEIGHTS=models/step/step.caffemodel" in text and str(tmp_path) not in text
+    assert f"kept beside this one as `{START_CARD}`" in text and "make restore" not in text
+    # trained on again from the shipped model itself (a model of models/): no start.md, the path as given
+    train(str(net), data, tmp_path / "runs", "third", epochs=2, caffe=caffe_tool, weights=model / "final.caffemodel")
+    evaluate(data, tmp_path / "runs/third/eval", "none", "opencv", run=tmp_path / "runs/third")
+    again = ship(tmp_path / "runs/third", "again", tmp_path / "models")
+    assert not (again / START_CARD).exists()
+    assert f"WEIGHTS={model / 'final.caffemodel'}" in (again / "README.md").read_text()

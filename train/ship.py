@@ -3,7 +3,9 @@
 Copies the PublicTest-selected snapshot that `make evaluate` chose, deploy.prototxt, the
 training mean, the label names and the evaluation pictures into models/<name>/, and writes
 README.md (the model card) from run.json, the data manifest and report.json, so that every
-number on the card comes from those files.
+number on the card comes from those files. A run warm-started from a model that is not in
+models/ (a step an experiment shipped into its runs folder) keeps that model's card too, as
+start.md: the commands that make the start.
 """
 
 from __future__ import annotations
@@ -169,10 +171,11 @@ def preprocess_options(manifest: dict) -> str:
     return f" ARGS={options[0]}" if len(options) == 1 else f' ARGS="{" ".join(options)}"'
 
 
-def restore_hint(commands: list[str], name: str) -> list[str]:
+def restore_hint(commands: list[str], own: set[str]) -> list[str]:
     """A line saying how to get back the shipped models the commands start from (weights,
-    teacher members), for when they have left models/ (they stay in git history)."""
-    cited = sorted(set(re.findall(r"\bmodels/(\w+)/?", " ".join(commands))) - {name})
+    teacher members), for when they have left models/ (they stay in git history); own: the
+    model's name and a start whose card it keeps, which have nothing to restore."""
+    cited = sorted(set(re.findall(r"\bmodels/(\w+)/?", " ".join(commands))) - own)
     if not cited:
         return []
     names = ", ".join(f"`{n}`" for n in cited)
@@ -247,8 +250,26 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
     return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, command
 
 
-def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float) -> str:
-    """The model card, in Markdown."""
+START_CARD = "start.md"
+
+
+def start_elsewhere(weights: Path, models: Path) -> Path | None:
+    """The card of the model folder a warm start came from, when that folder lies outside
+    `models` (a model an experiment shipped into its runs folder, a step towards this one, not
+    a model a user would choose): git keeps no copy of it, so the new model keeps its card as
+    start.md, whose commands make it again in models/. None otherwise (no card there, or a
+    model of `models`, which git history keeps)."""
+    card = weights.parent / "README.md"
+    if card.is_file() and weights.parent.parent.resolve() != models.resolve():
+        return card
+    return None
+
+
+def card(
+    name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float, start_card: bool = False
+) -> str:
+    """The model card, in Markdown; start_card: the card of the weights it started from is
+    beside it (start_elsewhere)."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
     val_name, test_name = names(report).values()
     how = recipe(run)
@@ -261,7 +282,11 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     preprocess_args = preprocess_options(manifest)
     aligned_onto = f"onto the `{aligned}` template" if aligned else "skipped (`--no-align`: plain crops)"
     start = info.get("weights")
-    weights = f" WEIGHTS={start['path']}" if start else ""
+    start_path, start_name = "", ""
+    if start:  # a start kept as start.md is named where its own card's make ship puts it
+        start_name = Path(start["path"]).parent.name
+        start_path = f"models/{start_name}/{Path(start['path']).name}" if start_card else start["path"]
+    weights = f" WEIGHTS={start_path}" if start else ""
     seeded = info["run"].endswith(f"-seed{info.get('seed')}")  # make train SEED=n names its run so (ferlib.runs)
     weights += f" SEED={info['seed']}" if seeded else ""
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
@@ -288,7 +313,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
     ]
     fresh = info.get("fresh_layers") or []
     started = (
-        f", fine-tuned from the weights `{start['path']}`"
+        f", fine-tuned from the weights `{start_path}`"
         + (
             f" (`{', '.join(fresh)}` started afresh for these {len(manifest.get('classes', FER2013))} classes)"
             if fresh
@@ -325,8 +350,13 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         f"{how['augment']} of the 48x48 faces.",
         *(
             [
-                f"- Initialised from `{start['path']}` (sha256 `{start['sha256']}`, its own card says how it was "
-                "trained) instead of random weights"
+                f"- Initialised from `{start_path}` (sha256 `{start['sha256']}`, "
+                + (
+                    f"its own card, kept beside this one as `{START_CARD}`, says how to make it"
+                    if start_card
+                    else "its own card says how it was trained"
+                )
+                + ") instead of random weights"
                 + (f", except `{', '.join(fresh)}`" if fresh else "")
                 + "; the schedule above ran in full from there."
                 + (
@@ -347,7 +377,7 @@ def card(name: str, run: Path, info: dict, manifest: dict, report: dict, seconds
         "```sh",
         *commands,
         "```",
-        *restore_hint(commands, name),
+        *restore_hint(commands, {name, start_name} if start_card else {name}),
         "",
         f"## {test_name} per class",
         "",
@@ -389,7 +419,10 @@ def ship(run: Path, name: str, models: Path) -> Path:
         every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
         for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
             shutil.copy(evaluation / picture, folder / picture)
-        (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds))
+        start_card = start_elsewhere(Path(info["weights"]["path"]), models) if info.get("weights") else None
+        if start_card:
+            shutil.copy(start_card, folder / START_CARD)
+        (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds, start_card is not None))
     return target
 
 
