@@ -16,7 +16,7 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_raw_view.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, restore_models, choose_on_both_paths, side_by_side
+source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, restore_models, side_by_side, ship_default
 both_views_inputs  # DATA, CROPS (the same images unaligned: the --raw path's faces), TEACHER
 restore_models fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill  # starts and a candidate
 
@@ -31,11 +31,4 @@ side_by_side "student fer2013_vgg_rawview_seed2 fer_vgg 10 fer2013_vgg_warm SEED
 
 candidates=(fer2013_vgg_warm fer2013_reference150 fer2013_vgg_distill fer2013_vgg_rawview fer2013_reference_rawview
   fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill)
-choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${candidates[@]/#/models/}"
-.venv/bin/python -m train.calibrate --model models/fer2013_ensemble --data "$DATA" --write
-for name in "${candidates[@]}"; do  # models/ keeps what the default needs
-  grep -q "\"../$name\"" models/fer2013_ensemble/ensemble.json || rm -rf "models/$name"
-done
-# the chosen ensemble through predict itself, on PrivateTest's crops both ways (CROPS keeps them as PNGs)
-.venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --model models/fer2013_ensemble \
-  --out out/no_detect_accuracy.json
+ship_default "${candidates[@]}"

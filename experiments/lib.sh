@@ -76,6 +76,28 @@ as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two m
   made "$RUNS/$ensemble" || choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
 }
 
+promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME (the run whose snapshot its
+  # report.json chose), unless made: a model measured in $RUNS becomes one a user may choose, with its card
+  local name=$1 run
+  made "models/$name" && return
+  run=$(.venv/bin/python -c 'import json, pathlib, sys; print(pathlib.Path(json.load(open(sys.argv[1]))["model"]).parents[1].name)' \
+    "$RUNS/$name/report.json")
+  make ship RUNS="$RUNS" RUN="$run" NAME="$name" MODELS=models
+}
+
+ship_default() {  # NAME...: models/fer2013_ensemble chosen among models/NAMEs by choose_on_both_paths (on $DATA and
+  # $CROPS), calibrated; each NAME it does not use leaves models/; then the chosen ensemble through predict itself on
+  # PrivateTest's crops both ways (out/no_detect_accuracy.json): what a recipe ends with when it makes the default
+  local name
+  choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${@/#/models/}"
+  .venv/bin/python -m train.calibrate --model models/fer2013_ensemble --data "$DATA" --write
+  for name in "$@"; do  # models/ keeps what the default needs
+    grep -q "\"../$name\"" models/fer2013_ensemble/ensemble.json || rm -rf "models/$name"
+  done
+  .venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --model models/fer2013_ensemble \
+    --out out/no_detect_accuracy.json
+}
+
 side_by_side() {  # "FUNCTION ARG..." "FUNCTION ARG...": two runs at once, one thread each (on 2 cores this trains
   # both in about the time of one with two threads each, after the other); one that fails stops the script (set -e)
   OMP_NUM_THREADS=1 $1 &

@@ -1,6 +1,6 @@
 """experiments/lib.sh, the steps the experiment scripts share: `made` (and `as_member`, built on it) must let a
 chain of runs, run again after an interruption, skip only what it finished, without hiding a step that fails from
-`set -e`."""
+`set -e`; `promote` and `ship_default` turn measured models into the default and leave in models/ only what it uses."""
 
 import subprocess
 from pathlib import Path
@@ -63,3 +63,39 @@ def test_seed_suffix_keeps_the_first_seeds_names(tmp_path: Path) -> None:
     result = run_with_lib('echo "[$(seed_suffix 1)] [$(seed_suffix 2)] [$(seed_suffix 13)]"', tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[] [_seed2] [_seed13]\n"
+
+
+def test_promote_ships_the_run_behind_a_measured_model_into_models(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / ".venv/bin").mkdir(parents=True)
+    (tmp_path / ".venv/bin/python").symlink_to(sys.executable)
+    (tmp_path / "r/m").mkdir(parents=True)
+    (tmp_path / "r/m/report.json").write_text('{"model": "/far/runs/net-e10-seed2/snapshots/net_iter_9.caffemodel"}')
+    (tmp_path / "models/kept").mkdir(parents=True)
+    (tmp_path / "models/kept/report.json").write_text("{}")
+    result = run_with_lib('make() { echo "make $*"; }; RUNS=r; promote m; promote kept', tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "make ship RUNS=r RUN=net-e10-seed2 NAME=m MODELS=models",
+        "models/kept: made already, kept",
+    ]
+
+
+def test_ship_default_keeps_in_models_only_what_the_chosen_ensemble_uses(tmp_path: Path) -> None:
+    (tmp_path / ".venv/bin").mkdir(parents=True)
+    (tmp_path / ".venv/bin/python").write_text('#!/bin/sh\necho "python $*"\n')
+    (tmp_path / ".venv/bin/python").chmod(0o755)
+    for name in ("a", "b", "fer2013_ensemble"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    (tmp_path / "models/fer2013_ensemble/ensemble.json").write_text('{"members": ["../b"], "tta": "none"}')
+    result = run_with_lib('make() { echo "make $*"; }; DATA=d CROPS=c; ship_default a b', tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "make ensemble MEMBERS=models/a=d models/b=d  ARGS=--raw c --max-passes 4 --max-mflops 552 "
+        "ENSEMBLE=fer2013_ensemble MODELS=models",
+        "python -m train.calibrate --model models/fer2013_ensemble --data d --write",
+        "python experiments/no_detect_accuracy.py --data c --model models/fer2013_ensemble "
+        "--out out/no_detect_accuracy.json",
+    ]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b", "fer2013_ensemble"]
