@@ -12,10 +12,8 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, distilled, as_member
-SEED=${SEED:-1}
-suffix=$(seed_suffix "$SEED")
-both_views_inputs  # DATA, CROPS, TEACHER
+source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, distilled, as_member
+seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
 student=fer2013_vgg13_half_rawview$suffix
 start=models/$student
 [ -f "$start/$student.caffemodel" ] || start=$RUNS/$student

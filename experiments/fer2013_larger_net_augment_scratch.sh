@@ -16,10 +16,8 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_larger_net_augment_scratch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seed_suffix, both_views_inputs, distilled, as_member
-SEED=${SEED:-1}
-suffix=$(seed_suffix "$SEED")
-both_views_inputs  # DATA, CROPS, TEACHER
+source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, distilled, as_member
+seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
 augmented() {  # NAME SEED [SETTING...]: fer_vgg13, 16 augmented epochs distilled on both views, into $RUNS/NAME$suffix
   distilled "$1$suffix" NET=fer_vgg13 EPOCHS=16 SEED="$2" AUGMENT=fer "${@:3}"
 }

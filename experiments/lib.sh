@@ -29,6 +29,14 @@ seed_suffix() {  # SEED: what a recipe's names end in for that seed: nothing for
   [ "$1" = 1 ] || echo "_seed$1"
 }
 
+seeded_inputs() {  # how a recipe run with SEED=s starts: SEED (1 unless given), suffix (seed_suffix: what the names it
+  # makes end in) and both_views_inputs (DATA, CROPS, TEACHER)
+  SEED=${SEED:-1}
+  # shellcheck disable=SC2034  # read by the recipes that source this file
+  suffix=$(seed_suffix "$SEED")
+  both_views_inputs
+}
+
 made() {  # FOLDER: true, with a line saying so, when FOLDER holds a model or ensemble already (ship and ensemble write
   # their folder whole or not at all): `made x || train_and_ship x ...` lets a chain of runs, run again after an
   # interruption, skip the steps it finished (train_and_ship alone would evaluate its finished run again)
