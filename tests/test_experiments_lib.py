@@ -99,3 +99,14 @@ def test_ship_default_keeps_in_models_only_what_the_chosen_ensemble_uses(tmp_pat
         "--out out/no_detect_accuracy.json",
     ]
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b", "fer2013_ensemble"]
+
+
+def test_seeded_inputs_names_a_seed_and_keeps_the_inputs_given(tmp_path: Path) -> None:
+    for marker in ("d/manifest.json", "c/manifest.json", "t/teacher.json"):
+        (tmp_path / marker).parent.mkdir()
+        (tmp_path / marker).write_text("{}")
+    given = 'make() { echo "make $*"; }; DATA=d CROPS=c TEACHER=t'
+    show = 'echo "$SEED [$suffix] $DATA $CROPS $TEACHER"'
+    result = run_with_lib(f"{given}; seeded_inputs; {show}; SEED=2; seeded_inputs; {show}", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["1 [] d c t", "2 [_seed2] d c t"]  # nothing made: all three were there
