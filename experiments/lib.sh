@@ -95,7 +95,9 @@ promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME
 
 ship_default() {  # NAME...: models/fer2013_ensemble chosen among models/NAMEs by choose_on_both_paths (on $DATA and
   # $CROPS), calibrated; each NAME it does not use leaves models/; then the chosen ensemble through predict itself on
-  # PrivateTest's crops both ways (out/no_detect_accuracy.json): what a recipe ends with when it makes the default
+  # PrivateTest's crops both ways (out/no_detect_accuracy.json): what a recipe ends with when it makes the default.
+  # The ensemble's card quotes DATA and CROPS as given: give the repository's names (data/fer2013-rawview,
+  # data/fer2013-plain; links to the folders elsewhere are fine), not a machine's paths
   local name
   choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${@/#/models/}"
   .venv/bin/python -m train.calibrate --model models/fer2013_ensemble --data "$DATA" --write
