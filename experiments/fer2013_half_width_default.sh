@@ -5,7 +5,7 @@
 # ship_default chooses models/fer2013_ensemble among them and the previous default's two members by the
 # default's rule (the mean of PublicTest aligned and on plain crops, within 552 million operations and four
 # net passes per face), calibrates it and leaves in models/ what it uses. About 4 h 10 min on 2 vCPUs of an
-# AMD EPYC with AVX-512 (two runs of the recipe, then about 20 min); make train resumes.
+# AMD EPYC with AVX-512 (two runs of the recipe, then about 12 min); make train resumes.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs bash experiments/fer2013_half_width_default.sh
 set -euo pipefail
