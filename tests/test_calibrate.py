@@ -62,8 +62,8 @@ def test_write_puts_one_calibration_section_on_the_card(tmp_path: Path, capsys: 
     for split, first in (("val", 0), ("test", 30)):
         faces = ((f"{i:05d}", lfw_face(i, 48), i % 7) for i in range(first, first + 30))
         write_lmdb(data / f"{split}_lmdb", faces)
-    (data / "manifest.json").write_text(json.dumps({"settings": {"align": True, "template": "fer2013"},
-                                                    "classes": list(FER2013)}))  # fmt: skip
+    (data / "manifest.json").write_text(json.dumps({"input": {"csv_sha256": "synthetic"}, "classes": list(FER2013),
+                                                    "settings": {"align": True, "template": "fer2013"}}))  # fmt: skip
     model = face_model(tmp_path / "model")
     card = "# model\n\n## Data\nfaces\n\n## Intended use and limits\n\nresearch\n"
     (model / "README.md").write_text(card)
@@ -80,7 +80,8 @@ def test_write_puts_one_calibration_section_on_the_card(tmp_path: Path, capsys: 
     temperature = json.loads((model / "calibration.json").read_text())["temperature"]
     assert written.startswith(card.rstrip("\n") + "\n\n" + SECTION + "\n")
     assert written.count(SECTION) == 1
-    assert f"python -m train.calibrate --model {model} --data {data} --write" in written
+    # the dataset by the repository folder make preprocess makes it in, not this machine's path
+    assert f"python -m train.calibrate --model {model} --data data/fer2013 --write" in written
     assert f"fitted on PublicTest, {temperature:g}," in written
     assert "wrote calibration.json and the card's Calibration section" in capsys.readouterr().out
     (model / "README.md").unlink()  # a folder without a card gets none

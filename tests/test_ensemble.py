@@ -181,7 +181,15 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     pair = next(row for row in report["group_tta_tables"] if len(row["members"]) == 2)
     assert pair["raw_tta_table"]["none"]["val"] < report["raw_tta_table"]["none"]["val"] - 0.1
     text = (tmp_path / "models/both/README.md").read_text()
-    assert f"--raw {raw} --name both" in text and "| raw PublicTest | raw PrivateTest |" in text
+    assert "| raw PublicTest | raw PrivateTest |" in text
+    # the card names the datasets by the folders its make preprocess lines make, not by this machine's paths
+    assert f"--member {top}=data/fer2013 --member {bottom}=data/fer2013 --raw data/fer2013-plain --name both" in text
+    assert str(raw) not in text and str(data) not in text
+    preprocess = [line for line in text.splitlines() if line.startswith("make preprocess")]
+    assert preprocess == [
+        "make preprocess FER2013=path/to/fer2013.csv.gz",
+        "make preprocess FER2013=path/to/fer2013.csv.gz DATA=data/fer2013-plain ARGS=--no-align",
+    ]
     assert f"| {report['raw_splits']['test']['accuracy']:.4f} |" in text
     # one pass per face: no group, no TTA
     assert ensemble_main([*members, "--max-passes", "1", "--name", "one", "--models", models]) == 0

@@ -138,6 +138,9 @@ def test_a_card_trained_on_both_views_says_so_and_remakes_them() -> None:
     assert "twice" not in " ".join(data_lines(one_view, "onto the template"))
     ferplus = {**manifest, "input": {"csv_sha256": "abc", "ferplus": "fer2013new.csv"}}
     assert reproduce_preprocess(ferplus, " ARGS=--raw-view")[1] == " DATA=data/ferplus-rawview"
+    plain = {**manifest, "settings": {"align": False, "raw_view": False}}  # plain crops do not overwrite data/fer2013
+    line = "make preprocess FER2013=path/to/fer2013.csv.gz DATA=data/fer2013-plain ARGS=--no-align"
+    assert reproduce_preprocess(plain, preprocess_options(plain)) == (line, " DATA=data/fer2013-plain")
 
 
 def test_a_card_says_how_to_get_back_the_models_it_started_from() -> None:

@@ -28,6 +28,7 @@ from ferlib.dataset import SPLIT_NAMES, DatasetError, load_splits
 from ferlib.figures import save_png
 from ferlib.model_folder import TTA_VIEWS, ModelError, calibrated, model_members, write_calibration
 from train.ensemble import member_views
+from train.ship import card_dataset
 
 BINS = 15
 SECTION = "## Calibration"
@@ -157,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         card = args.model / "README.md"
         if card.is_file():
             backend = f" --backend {args.backend}" if args.backend != "opencv" else ""
-            command = f"python -m train.calibrate --model {args.model} --data {args.data}{backend} --write"
+            command = (
+                f"python -m train.calibrate --model {args.model} --data {card_dataset(args.data)}{backend} --write"
+            )
             atomic.write_text(card, with_section(card.read_text(), calibration_section(report, command)))
             wrote += " and the card's Calibration section"
     else:

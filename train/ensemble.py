@@ -40,7 +40,7 @@ from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_tem
 from ferlib.model_folder import MODEL_FOLDER, TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
 from train.evaluate import headline, per_class_markdown, split_report, split_views, tta_table
-from train.ship import LIMITS
+from train.ship import LIMITS, card_dataset, preprocess_line
 
 
 def parse_member(text: str) -> tuple[Path, Path]:
@@ -300,8 +300,8 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         if key in test:
             lines.append(f"| PrivateTest, {what} ({test[key]['images']}) | {test[key]['accuracy']:.4f} |")
     lines += ["", *candidates_markdown(report)]
-    member_args = " ".join(f"--member {folder}={data}" for folder, data in members)
-    options = (f" --raw {report['raw_data']}" if raw else "") + (
+    member_args = " ".join(f"--member {folder}={card_dataset(data)}" for folder, data in members)
+    options = (f" --raw {card_dataset(Path(report['raw_data']))}" if raw else "") + (
         f" --max-passes {report['max_passes']}" if report.get("max_passes") else ""
     )
     options += f" --max-mflops {report['max_mflops']:g}" if report.get("max_mflops") else ""
@@ -309,16 +309,21 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         "",
         "## Reproduce",
         "```sh",
+        *preprocess_lines([data for _, data in members] + ([Path(report["raw_data"])] if raw else [])),
         f"python -m train.ensemble {member_args}{options} --name {name}",
         f"python -m predict photo.jpg --model models/{name}   # TTA {tta}, from ensemble.json",
         "```",
-        "Each member's dataset is `make preprocess` with the template in the member's `alignment.json` "
-        '(`ARGS="--template arcface"` for arcface)'
-        + ("; the plain crops are `make preprocess ARGS=--no-align`." if raw else "."),
         "",
         *closing_sections(test),
     ]
     return "\n".join(lines)
+
+
+def preprocess_lines(datasets: list[Path]) -> list[str]:
+    """The make preprocess lines that make a card's datasets again, each once; a dataset
+    without a preprocess manifest gets a comment instead (its card names it as given)."""
+    lines = [preprocess_line(data) or f"# {data}: not made by make preprocess" for data in datasets]
+    return list(dict.fromkeys(lines))
 
 
 def closing_sections(test: dict) -> list[str]:

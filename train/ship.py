@@ -182,12 +182,42 @@ def restore_hint(commands: list[str], own: set[str]) -> list[str]:
     return [f"A model these commands start from ({names}) that has left `models/` comes back: `make restore NAME=...`."]
 
 
+def data_folder(manifest: dict) -> str:
+    """The repository folder a card's make preprocess line makes a dataset in: FER2013's
+    default stays data/fer2013, FER+ labels, both views and plain crops get folders of their
+    own, an images folder keeps its name. Cards name datasets by it, not by the path on the
+    machine that measured them."""
+    source = manifest["input"]
+    if "folder" in source:
+        return f"data/{Path(source['folder']).name}"
+    labels = "ferplus" if source.get("ferplus") else "fer2013"
+    return (
+        f"data/{labels}" + ("-rawview" if raw_view(manifest) else "") + ("-plain" if template(manifest) is None else "")
+    )
+
+
+def card_dataset(folder: Path) -> str:
+    """How a card names a dataset it was measured on: data_folder where the dataset has a
+    preprocess manifest, else the path as given."""
+    manifest = read_manifest(folder)
+    return data_folder(manifest) if manifest and "input" in manifest else str(folder)
+
+
+def preprocess_line(folder: Path) -> str | None:
+    """The make preprocess line that makes the dataset again (into card_dataset), or None for
+    a folder without a preprocess manifest."""
+    manifest = read_manifest(folder)
+    if not manifest or "input" not in manifest:
+        return None
+    return reproduce_preprocess(manifest, preprocess_options(manifest))[0]
+
+
 def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str]:
     """The make preprocess line of the card, and the DATA= the other lines need."""
     source = manifest["input"]
-    if "folder" not in source:  # FER+ labels and both views get a folder of their own: FER2013's stays as it is
-        folder = ("ferplus" if source.get("ferplus") else "fer2013") + ("-rawview" if raw_view(manifest) else "")
-        data = "" if folder == "fer2013" else f" DATA=data/{folder}"
+    if "folder" not in source:
+        folder = data_folder(manifest)
+        data = "" if folder == "data/fer2013" else f" DATA={folder}"
         labels = " LABELS=ferplus" if source.get("ferplus") else ""
         return f"make preprocess FER2013=path/to/fer2013.csv.gz{labels}{data}{preprocess_args}", data
     split = manifest["split"]
@@ -200,7 +230,7 @@ def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str
         extra.append(f"--seed {split['seed']}")
     args = preprocess_args.removeprefix(' ARGS="').removeprefix(" ARGS=").removesuffix('"')
     extra += [args] if args else []
-    data = f" DATA=data/{Path(source['folder']).name}"
+    data = f" DATA={data_folder(manifest)}"
     return f"make preprocess FOLDER={source['folder']}" + (f' ARGS="{" ".join(extra)}"' if extra else ""), data
 
 

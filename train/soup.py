@@ -39,8 +39,9 @@ from ferlib.classifier import Classifier
 from ferlib.dataset import DatasetError, check_classes, load_splits
 from ferlib.model_folder import MODEL_FOLDER, ModelError, ModelFiles, write_model
 from train import plots
-from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, score
+from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, preprocess_lines, score
 from train.evaluate import headline, split_report, split_views, tta_markdown, tta_table
+from train.ship import card_dataset
 
 Params = dict[str, list[np.ndarray]]  # layer name -> its blobs
 
@@ -270,13 +271,14 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
                 cells += f" | {step['alone']['raw_val']:.4f} | {step['soup']['raw_val']:.4f}"
             lines.append(f"| `{step['member']}` | {cells} | {'yes' if step['kept'] else 'no'} |")
     lines += ["", "## Test-time augmentation", "", *tta_markdown(report)]
-    options = (f" --raw {report['raw_data']}" if raw else "") + (" --uniform" if uniform else "")
+    options = (f" --raw {card_dataset(Path(report['raw_data']))}" if raw else "") + (" --uniform" if uniform else "")
     lines += [
         "",
         "## Reproduce",
         "```sh",
-        f"python -m train.soup {' '.join(f'--member {folder}' for folder in folders)} --data {report['data']}"
-        f"{options} --name {name}",
+        *preprocess_lines([Path(report["data"])] + ([Path(report["raw_data"])] if raw else [])),
+        f"python -m train.soup {' '.join(f'--member {folder}' for folder in folders)} "
+        f"--data {card_dataset(Path(report['data']))}{options} --name {name}",
         "```",
         "",
         *closing_sections(test),
