@@ -6,7 +6,8 @@
 # views, the teacher at 0.7) with AUGMENT=fer (prototxt/augment/fer.prototxt); its control is its start. SEED=s
 # (1 unless given) takes the student of that seed's recipe and seeds this run s+2; the names made in $RUNS end
 # in _seed<s> unless s is 1. Then `make ensemble` by the default's own rule and budget, among the default's
-# two members and it, into $RUNS. About 1 h 5 min with two threads on 2 vCPUs of an AMD EPYC with AVX-512
+# two members and it, and again with its start among them too (for SEED=2 the default's three members: is it
+# a better third?), into $RUNS. About 1 h 5 min with two threads on 2 vCPUs of an AMD EPYC with AVX-512
 # (14,354 iterations of about 0.25 s); make train resumes, and the script run again keeps what it made.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment.sh
@@ -20,3 +21,4 @@ start=models/$student
 distilled "fer2013_vgg13_half_augment$suffix" NET=fer_vgg13_half EPOCHS=16 SEED="$((SEED + 2))" AUGMENT=fer \
   WEIGHTS="$start/$student.caffemodel"
 as_member "fer2013_ensemble_half_augment$suffix" "fer2013_vgg13_half_augment$suffix"
+as_member "fer2013_ensemble_half_augment_start$suffix" "fer2013_vgg13_half_augment$suffix" "$start"

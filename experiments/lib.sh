@@ -77,10 +77,13 @@ choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble 
 }
 
 as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two members and each $RUNS/NAME (on $DATA and
-  # $CROPS), into $RUNS/ENSEMBLE unless made already: a candidate measured where it would serve, beside the default
+  # $CROPS), into $RUNS/ENSEMBLE unless made already: a candidate measured where it would serve, beside the default.
+  # A NAME with a slash is a model folder taken as it is (a start in models/, say)
   local ensemble=$1 name candidates=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill)
   shift
-  for name in "$@"; do candidates+=("$RUNS/$name"); done
+  for name in "$@"; do
+    if [[ $name == */* ]]; then candidates+=("$name"); else candidates+=("$RUNS/$name"); fi
+  done
   made "$RUNS/$ensemble" || choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
 }
 
@@ -96,8 +99,7 @@ promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME
 ship_default() {  # NAME...: models/fer2013_ensemble chosen among models/NAMEs by choose_on_both_paths (on $DATA and
   # $CROPS), calibrated; each NAME it does not use leaves models/; then the chosen ensemble through predict itself on
   # PrivateTest's crops both ways (out/no_detect_accuracy.json): what a recipe ends with when it makes the default.
-  # The ensemble's card quotes DATA and CROPS as given: give the repository's names (data/fer2013-rawview,
-  # data/fer2013-plain; links to the folders elsewhere are fine), not a machine's paths
+  # The cards name DATA and CROPS by the repository folders make preprocess makes them in, wherever they lie
   local name
   choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${@/#/models/}"
   .venv/bin/python -m train.calibrate --model models/fer2013_ensemble --data "$DATA" --write

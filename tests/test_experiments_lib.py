@@ -42,12 +42,14 @@ def test_a_step_that_fails_after_made_still_stops_the_script(tmp_path: Path) -> 
 
 def test_as_member_measures_candidates_beside_the_defaults_two_members(tmp_path: Path) -> None:
     stand_in = 'make() { echo "make $*"; }; RUNS=r DATA=d CROPS=c'
-    result = run_with_lib(f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a", tmp_path)
+    script = f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a; as_member s a models/s"
+    result = run_with_lib(script, tmp_path)
     assert result.returncode == 0, result.stderr
     members = "MEMBERS=models/fer2013_vgg_rawview_seed2=d models/fer2013_vgg_rawview_distill=d"
     assert result.stdout.splitlines() == [
         f"make ensemble {members} r/a=d r/b=d  ARGS=--raw c --max-passes 4 --max-mflops 552 ENSEMBLE=e MODELS=r",
         f"make ensemble {members} r/a=d  ARGS=--raw c --max-passes 4 --max-mflops 3500 ENSEMBLE=wide MODELS=r",
+        f"make ensemble {members} r/a=d models/s=d  ARGS=--raw c --max-passes 4 --max-mflops 552 ENSEMBLE=s MODELS=r",
     ]
 
 
