@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, choose_on_both_paths
 both_views_inputs  # DATA, CROPS, TEACHER
+restore_models fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill  # the default's members then
 train_and_ship fer2013_vgg13_augment "$RUNS" NET=fer_vgg13 EPOCHS=16 SEED=3 AUGMENT=fer \
   WEIGHTS="$RUNS/fer2013_vgg13_rawview/fer2013_vgg13_rawview.caffemodel" SOFT="$(realpath "$TEACHER")" \
   SOFT_WEIGHT=0.7 DATA="$DATA" RUNS="$RUNS"

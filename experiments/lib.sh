@@ -84,7 +84,10 @@ as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two m
   for name in "$@"; do
     if [[ $name == */* ]]; then candidates+=("$name"); else candidates+=("$RUNS/$name"); fi
   done
-  made "$RUNS/$ensemble" || choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
+  made "$RUNS/$ensemble" || {
+    restore_models fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill
+    choose_on_both_paths "$ensemble" "$RUNS" "$DATA" "$CROPS" "${candidates[@]}"
+  }
 }
 
 promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME (the run whose snapshot its

@@ -41,6 +41,8 @@ def test_a_step_that_fails_after_made_still_stops_the_script(tmp_path: Path) -> 
 
 
 def test_as_member_measures_candidates_beside_the_defaults_two_members(tmp_path: Path) -> None:
+    for name in ("fer2013_vgg_rawview_seed2", "fer2013_vgg_rawview_distill"):
+        (tmp_path / "models" / name).mkdir(parents=True)  # else restored from git history first
     stand_in = 'make() { echo "make $*"; }; RUNS=r DATA=d CROPS=c'
     script = f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a; as_member s a models/s"
     result = run_with_lib(script, tmp_path)

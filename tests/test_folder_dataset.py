@@ -166,7 +166,7 @@ def test_fine_tuning_the_shipped_model_on_a_folder_ships_a_model(
     assert (
         main(["--folder", str(faces_folder(tmp_path / "faces")), "--out", str(dataset), "--subject", r"^(S\d+)_"]) == 0
     )
-    weights = ROOT / "models/fer2013_vgg_rawview_seed2/fer2013_vgg_rawview_seed2.caffemodel"
+    weights = ROOT / "models/fer2013_vgg_rawview_distill/fer2013_vgg_rawview_distill.caffemodel"
     info = train(
         "fer_vgg", dataset, tmp_path / "runs", "ft", epochs=6, caffe=caffe_tool, weights=weights, base_lr=0.001
     )

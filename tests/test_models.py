@@ -98,8 +98,8 @@ def test_a_superseded_model_comes_back_out_of_history(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("load", [face_mflops, Classifier], ids=["operation count", "classifier"])
 def test_unreadable_weights_are_one_model_error_naming_them(tmp_path: Path, load) -> None:
-    shipped = ModelFiles.from_dir(ROOT / "models" / "fer2013_vgg_rawview_seed2")
-    weights = tmp_path / "fer2013_vgg_rawview_seed2.caffemodel"
+    shipped = ModelFiles.from_dir(ROOT / "models" / "fer2013_vgg_rawview_distill")
+    weights = tmp_path / "fer2013_vgg_rawview_distill.caffemodel"
     weights.mkdir()  # unreadable as a file, even for root
     with pytest.raises(ModelError, match=f"^{re.escape(str(weights))}: cannot read"):
         load(ModelFiles(shipped.deploy, weights, shipped.mean))
