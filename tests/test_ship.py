@@ -55,7 +55,7 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     assert (peaked / "snapshots.png").exists()
     peaked_card = (peaked / "README.md").read_text()
     assert "Picking the snapshot on PrivateTest itself" in peaked_card
-    assert 'make evaluate NET=tiny EPOCHS=12 ARGS="--test-curve"\n' in peaked_card
+    assert 'make evaluate NET=tiny EPOCHS=12 DATA=data/fer2013-arcface ARGS="--test-curve"\n' in peaked_card
     # evaluated again without --test-curve: the older snapshots.png in eval/ is not shipped
     report = evaluate(data, tmp_path / "runs/r/eval", "none", "opencv", run=tmp_path / "runs/r")
     model = ship(tmp_path / "runs/r", "tiny_model", tmp_path / "models")
@@ -74,8 +74,9 @@ def test_shipping_an_evaluated_run_writes_a_model_card(tmp_path: Path, caffe_too
     text = (model / "README.md").read_text()
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in text
     assert "make train NET=tiny EPOCHS=12" in text
-    assert "make evaluate NET=tiny EPOCHS=12\n" in text and "--test-curve" not in text
-    assert 'make preprocess FER2013=path/to/fer2013.csv.gz ARGS="--template arcface"' in text
+    assert "make evaluate NET=tiny EPOCHS=12 DATA=data/fer2013-arcface\n" in text and "--test-curve" not in text
+    # arcface faces get a folder of their own, not the default faces' data/fer2013
+    assert 'make preprocess FER2013=path/to/fer2013.csv.gz DATA=data/fer2013-arcface ARGS="--template arcface"' in text
     assert json.loads((model / "alignment.json").read_text())["template"] == "arcface"
     assert f"| ten | {report['tta_table']['ten']['val']:.4f} |" in text
     assert "random 6x6 crops of the 48x48 faces" in text and "no augmentation" not in text
@@ -133,6 +134,7 @@ def test_a_card_trained_on_both_views_says_so_and_remakes_them() -> None:
     assert "each of its 32 faces twice (`--raw-view`)" in " ".join(data_lines(manifest, "onto the template"))
     arcface = {**manifest, "settings": {**manifest["settings"], "template": "arcface"}}
     assert preprocess_options(arcface) == ' ARGS="--template arcface --raw-view"'
+    assert reproduce_preprocess(arcface, "")[1] == " DATA=data/fer2013-arcface-rawview"  # not the fer2013 faces' folder
     one_view = {**manifest, "settings": {"align": True, "template": "fer2013", "raw_view": False}}
     assert preprocess_options(one_view) == "" and reproduce_preprocess(one_view, "")[1] == ""
     assert "twice" not in " ".join(data_lines(one_view, "onto the template"))

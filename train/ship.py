@@ -184,16 +184,16 @@ def restore_hint(commands: list[str], own: set[str]) -> list[str]:
 
 def data_folder(manifest: dict) -> str:
     """The repository folder a card's make preprocess line makes a dataset in: FER2013's
-    default stays data/fer2013, FER+ labels, both views and plain crops get folders of their
-    own, an images folder keeps its name. Cards name datasets by it, not by the path on the
-    machine that measured them."""
+    default stays data/fer2013; FER+ labels, another template, plain crops and both views get
+    folders of their own (data/ferplus-arcface-rawview, data/fer2013-plain); an images folder
+    keeps its name. Cards name datasets by it, not by the path on the machine that measured them."""
     source = manifest["input"]
     if "folder" in source:
         return f"data/{Path(source['folder']).name}"
+    aligned = template(manifest)
+    faces = "-plain" if aligned is None else ("" if aligned == DEFAULT_TEMPLATE else f"-{aligned}")
     labels = "ferplus" if source.get("ferplus") else "fer2013"
-    return (
-        f"data/{labels}" + ("-rawview" if raw_view(manifest) else "") + ("-plain" if template(manifest) is None else "")
-    )
+    return f"data/{labels}{faces}" + ("-rawview" if raw_view(manifest) else "")
 
 
 def card_dataset(folder: Path) -> str:
