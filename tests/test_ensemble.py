@@ -46,7 +46,9 @@ def test_an_ensemble_of_complementary_members_wins_on_publictest(tmp_path: Path,
         "tta": "none",
         "format": 1,
     }
-    assert "| **../../top + ../../bottom** | **none** |" in (target / "README.md").read_text()
+    card = (target / "README.md").read_text()
+    assert "| **../../top + ../../bottom** | **none** |" in card
+    assert "make restore" not in card  # no member under a models/ folder: nothing to bring back
     assert len(Recognizer(target, detect=False).members) == 2
     capsys.readouterr()
     (first / "alignment.json").write_text('{"template": "arcface"}')
@@ -170,14 +172,16 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     # on the plain crops the rows the top member reads point the wrong way (crop 1..6 of 8:
     # rows 1-3 are its rows), so the bottom member alone does best on both paths together
     raw = faint_dataset(tmp_path / "raw", align=False, misleading_rows=4)
-    top, bottom = half_model(tmp_path / "top", range(3)), half_model(tmp_path / "bottom", range(3, 6))
+    # members in the models folder the ensembles go to, as shipped members are
+    (tmp_path / "models").mkdir()
+    top, bottom = half_model(tmp_path / "models/top", range(3)), half_model(tmp_path / "models/bottom", range(3, 6))
     members = [arg for model in (top, bottom) for arg in ("--member", f"{model}={data}")]
     models = str(tmp_path / "models")
     assert ensemble_main([*members, "--name", "aligned", "--models", models]) == 0
-    assert json.loads((tmp_path / "models/aligned/report.json").read_text())["members"] == ["../../top", "../../bottom"]
+    assert json.loads((tmp_path / "models/aligned/report.json").read_text())["members"] == ["../top", "../bottom"]
     assert ensemble_main([*members, "--raw", str(raw), "--name", "both", "--models", models]) == 0
     report = json.loads((tmp_path / "models/both/report.json").read_text())
-    assert report["members"] == ["../../bottom"] and report["raw_data"] == str(raw)
+    assert report["members"] == ["../bottom"] and report["raw_data"] == str(raw)
     pair = next(row for row in report["group_tta_tables"] if len(row["members"]) == 2)
     assert pair["raw_tta_table"]["none"]["val"] < report["raw_tta_table"]["none"]["val"] - 0.1
     text = (tmp_path / "models/both/README.md").read_text()
@@ -185,6 +189,8 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     # the card names the datasets by the folders its make preprocess lines make, not by this machine's paths
     assert f"--member {top}=data/fer2013 --member {bottom}=data/fer2013 --raw data/fer2013-plain --name both" in text
     assert str(raw) not in text and str(data) not in text
+    # the member the choice left out may leave models/: the card says how it comes back
+    assert "(`bottom`, `top`) that has left `models/` comes back: `make restore NAME=...`" in text
     preprocess = [line for line in text.splitlines() if line.startswith("make preprocess")]
     assert preprocess == [
         "make preprocess FER2013=path/to/fer2013.csv.gz",
@@ -197,7 +203,7 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     assert len(report["members"]) == 1 and report["tta"] == "none" and report["max_passes"] == 1
     assert "--max-passes 1 --name one" in (tmp_path / "models/one/README.md").read_text()
     # the same limit in operations: one member's single view fits, its mirror does not
-    cost = report["mflops"]["../../top"]
+    cost = report["mflops"]["../top"]
     assert cost > 0 and report["mflops_per_face"] == cost
     limit = f"{cost * 1.5:g}"
     assert ensemble_main([*members, "--max-mflops", limit, "--name", "ops", "--models", models]) == 0

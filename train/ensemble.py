@@ -40,7 +40,7 @@ from ferlib.dataset import SPLIT_NAMES, DatasetError, check_classes, dataset_tem
 from ferlib.model_folder import MODEL_FOLDER, TTA_MODES, TTA_VIEWS, ModelError, ModelFiles, write_ensemble
 from train import plots
 from train.evaluate import headline, per_class_markdown, split_report, split_views, tta_table
-from train.ship import LIMITS, card_dataset, preprocess_line
+from train.ship import LIMITS, card_dataset, preprocess_line, restore_hint
 
 
 def parse_member(text: str) -> tuple[Path, Path]:
@@ -305,14 +305,16 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         f" --max-passes {report['max_passes']}" if report.get("max_passes") else ""
     )
     options += f" --max-mflops {report['max_mflops']:g}" if report.get("max_mflops") else ""
+    command = f"python -m train.ensemble {member_args}{options} --name {name}"
     lines += [
         "",
         "## Reproduce",
         "```sh",
         *preprocess_lines([data for _, data in members] + ([Path(report["raw_data"])] if raw else [])),
-        f"python -m train.ensemble {member_args}{options} --name {name}",
+        command,
         f"python -m predict photo.jpg --model models/{name}   # TTA {tta}, from ensemble.json",
         "```",
+        *restore_hint([command], {name}),  # candidates the choice left out leave models/
         "",
         *closing_sections(test),
     ]
