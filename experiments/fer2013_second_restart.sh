@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source experiments/lib.sh  # FER2013=, RUNS=, both_views_inputs, train_and_ship, choose_on_both_paths
 both_views_inputs  # DATA, CROPS, TEACHER
 default=(models/fer2013_vgg_rawview_seed2 models/fer2013_vgg_rawview_distill)
-restore_models fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill  # the start and the default's members then
+restore_models "${default[@]#models/}"  # the start and the default's members then
 
 train_and_ship fer2013_vgg_rawview_restart "$RUNS" NET=fer_vgg EPOCHS=10 SEED=3 \
   WEIGHTS=models/fer2013_vgg_rawview_seed2/fer2013_vgg_rawview_seed2.caffemodel SOFT="$(realpath "$TEACHER")" \

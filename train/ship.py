@@ -196,20 +196,24 @@ def data_folder(manifest: dict) -> str:
     return f"data/{labels}{faces}" + ("-rawview" if raw_view(manifest) else "")
 
 
-def card_dataset(folder: Path) -> str:
-    """How a card names a dataset it was measured on: data_folder where the dataset has a
-    preprocess manifest, else the path as given."""
+def preprocess_manifest(folder: Path) -> dict | None:
+    """A dataset folder's manifest when make preprocess made it (it names its input), else None."""
     manifest = read_manifest(folder)
-    return data_folder(manifest) if manifest and "input" in manifest else str(folder)
+    return manifest if manifest and "input" in manifest else None
+
+
+def card_dataset(folder: Path) -> str:
+    """How a card names a dataset it was measured on: data_folder where make preprocess made
+    it, else the path as given."""
+    manifest = preprocess_manifest(folder)
+    return data_folder(manifest) if manifest else str(folder)
 
 
 def preprocess_line(folder: Path) -> str | None:
     """The make preprocess line that makes the dataset again (into card_dataset), or None for
-    a folder without a preprocess manifest."""
-    manifest = read_manifest(folder)
-    if not manifest or "input" not in manifest:
-        return None
-    return reproduce_preprocess(manifest, preprocess_options(manifest))[0]
+    a folder make preprocess did not make."""
+    manifest = preprocess_manifest(folder)
+    return reproduce_preprocess(manifest, preprocess_options(manifest))[0] if manifest else None
 
 
 def reproduce_preprocess(manifest: dict, preprocess_args: str) -> tuple[str, str]:
