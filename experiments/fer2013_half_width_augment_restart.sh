@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# A second augmented restart of the half-width net (docs/results.md, "A second augmented restart"): the augmented
+# model of experiments/fer2013_half_width_augment.sh (the copy in models/ when the default uses it, else the one in
+# $RUNS) warm-started for 16 more epochs of the same recipe (both views, the teacher at 0.7, AUGMENT=fer); its
+# control is its start. Does the chain that paid twice (student, then one augmented restart) pay a third time?
+# SEED=s (1 unless given) takes that seed's augmented model and seeds this run s+4; the names made in $RUNS end in
+# _seed<s> unless s is 1. Then `make ensemble` by the default's own rule and budget among the old default's two
+# fer_vgg members, it, its start and the default's augmented member (the start for SEED=2), into $RUNS. About
+# 1 h 10 min with two threads on 2 vCPUs of an AMD EPYC with AVX-512 (58 min of Caffe time); make train resumes,
+# and the script run again keeps what it made.
+#
+#   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment_restart.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, distilled, as_member
+seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
+augmented=fer2013_vgg13_half_augment$suffix
+start=models/$augmented
+[ -f "$start/$augmented.caffemodel" ] || start=$RUNS/$augmented
+distilled "fer2013_vgg13_half_augment2$suffix" NET=fer_vgg13_half EPOCHS=16 SEED="$((SEED + 4))" AUGMENT=fer \
+  WEIGHTS="$start/$augmented.caffemodel"
+shipped=models/fer2013_vgg13_half_augment_seed2  # the default's augmented member, unless it is the start
+[ "$start" != "$shipped" ] || shipped=
+as_member "fer2013_ensemble_half_augment2$suffix" "fer2013_vgg13_half_augment2$suffix" "$start" ${shipped:+"$shipped"}
