@@ -12,11 +12,10 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment_restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, distilled, as_member
+source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, model_folder, distilled, as_member
 seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
 augmented=fer2013_vgg13_half_augment$suffix
-start=models/$augmented
-[ -f "$start/$augmented.caffemodel" ] || start=$RUNS/$augmented
+start=$(model_folder "$augmented")
 distilled "fer2013_vgg13_half_augment2$suffix" NET=fer_vgg13_half EPOCHS=16 SEED="$((SEED + 4))" AUGMENT=fer \
   WEIGHTS="$start/$augmented.caffemodel"
 shipped=models/fer2013_vgg13_half_augment_seed2  # the default's augmented member, unless it is the start

@@ -37,6 +37,11 @@ seeded_inputs() {  # how a recipe run with SEED=s starts: SEED (1 unless given),
   both_views_inputs
 }
 
+model_folder() {  # NAME: where model NAME lies: its copy in models/ when shipped there (the same weights as the
+  # run's), else $RUNS/NAME
+  if [ -f "models/$1/$1.caffemodel" ]; then echo "models/$1"; else echo "$RUNS/$1"; fi
+}
+
 made() {  # FOLDER: true, with a line saying so, when FOLDER holds a model or ensemble already (ship and ensemble write
   # their folder whole or not at all): `made x || train_and_ship x ...` lets a chain of runs, run again after an
   # interruption, skip the steps it finished (train_and_ship alone would evaluate its finished run again)

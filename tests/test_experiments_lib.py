@@ -69,6 +69,16 @@ def test_seed_suffix_keeps_the_first_seeds_names(tmp_path: Path) -> None:
     assert result.stdout == "[] [_seed2] [_seed13]\n"
 
 
+def test_model_folder_prefers_the_shipped_copy_and_falls_back_to_the_run(tmp_path: Path) -> None:
+    shipped = tmp_path / "models" / "a"
+    shipped.mkdir(parents=True)
+    (shipped / "a.caffemodel").write_bytes(b"weights")
+    (tmp_path / "models" / "b").mkdir()  # a folder without its weights (a card left behind) is not the model
+    result = run_with_lib('RUNS=runs; echo "$(model_folder a) $(model_folder b) $(model_folder c)"', tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "models/a runs/b runs/c\n"
+
+
 def test_promote_ships_the_run_behind_a_measured_model_into_models(tmp_path: Path) -> None:
     import sys
 
