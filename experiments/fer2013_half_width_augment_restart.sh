@@ -18,6 +18,5 @@ augmented=fer2013_vgg13_half_augment$suffix
 start=$(model_folder "$augmented")
 distilled "fer2013_vgg13_half_augment2$suffix" NET=fer_vgg13_half EPOCHS=16 SEED="$((SEED + 4))" AUGMENT=fer \
   WEIGHTS="$start/$augmented.caffemodel"
-shipped=models/fer2013_vgg13_half_augment_seed2  # the default's augmented member, unless it is the start
-[ "$start" != "$shipped" ] || shipped=
-as_member "fer2013_ensemble_half_augment2$suffix" "fer2013_vgg13_half_augment2$suffix" "$start" ${shipped:+"$shipped"}
+as_member "fer2013_ensemble_half_augment2$suffix" "fer2013_vgg13_half_augment2$suffix" "$start" \
+  models/fer2013_vgg13_half_augment_seed2  # the default's augmented member (the start for SEED=2)

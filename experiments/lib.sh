@@ -83,12 +83,14 @@ choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble 
 
 as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two members and each $RUNS/NAME (on $DATA and
   # $CROPS), into $RUNS/ENSEMBLE unless made already: a candidate measured where it would serve, beside the default.
-  # A NAME with a slash is a model folder taken as it is (a start in models/, say)
+  # A NAME with a slash is a model folder taken as it is (a start in models/, say); a folder named twice (a start
+  # that is also the default's member) is one candidate
   local ensemble=$1 name defaults=(fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill) candidates
   shift
   candidates=("${defaults[@]/#/models/}")
   for name in "$@"; do
-    if [[ $name == */* ]]; then candidates+=("$name"); else candidates+=("$RUNS/$name"); fi
+    [[ $name == */* ]] || name=$RUNS/$name
+    [[ " ${candidates[*]} " == *" $name "* ]] || candidates+=("$name")
   done
   made "$RUNS/$ensemble" || {
     restore_models "${defaults[@]}"

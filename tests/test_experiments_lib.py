@@ -44,7 +44,8 @@ def test_as_member_measures_candidates_beside_the_defaults_two_members(tmp_path:
     for name in ("fer2013_vgg_rawview_seed2", "fer2013_vgg_rawview_distill"):
         (tmp_path / "models" / name).mkdir(parents=True)  # else restored from git history first
     stand_in = 'make() { echo "make $*"; }; RUNS=r DATA=d CROPS=c'
-    script = f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a; as_member s a models/s"
+    # the last names models/s and r/a twice: each is one candidate
+    script = f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a; as_member s a models/s models/s r/a"
     result = run_with_lib(script, tmp_path)
     assert result.returncode == 0, result.stderr
     members = "MEMBERS=models/fer2013_vgg_rawview_seed2=d models/fer2013_vgg_rawview_distill=d"
