@@ -5,10 +5,10 @@
 # experiments/fer2013_half_width_augment_restart.sh took s+4. The two siblings share a start, as the fer_vgg students
 # whose average answered better than either did (docs/results.md, "One model from several: a model soup"); one model
 # from them costs one pass per face. Then `make soup` of the two siblings as they are (uniform), and greedily over
-# them and their start, and each soup as a member beside the old default's two fer_vgg, by the default's rule and
-# budget, into $RUNS. Run the restart script first, with the same SEED: its model is the first sibling. About 1 h 10
-# min with two threads on 2 vCPUs of an AMD EPYC with AVX-512; make train resumes, and the script run again keeps
-# what it made.
+# them and their start, and each soup as a member beside the old default's two fer_vgg and the default's augmented
+# model, by the default's rule and budget, into $RUNS. Run the restart script first, with the same SEED: its model is
+# the first sibling. About 1 h 15 min with two threads on 2 vCPUs of an AMD EPYC with AVX-512 (58 min of Caffe time);
+# make train resumes, and the script run again keeps what it made.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment_siblings.sh
 set -euo pipefail
