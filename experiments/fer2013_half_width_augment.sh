@@ -13,11 +13,10 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, model_folder, distilled, as_member
+source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, model_folder, half_width_augmented, as_member
 seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
 student=fer2013_vgg13_half_rawview$suffix
 start=$(model_folder "$student")
-distilled "fer2013_vgg13_half_augment$suffix" NET=fer_vgg13_half EPOCHS=16 SEED="$((SEED + 2))" AUGMENT=fer \
-  WEIGHTS="$start/$student.caffemodel"
+half_width_augmented "fer2013_vgg13_half_augment$suffix" "$student" "$((SEED + 2))"
 as_member "fer2013_ensemble_half_augment$suffix" "fer2013_vgg13_half_augment$suffix"
 as_member "fer2013_ensemble_half_augment_start$suffix" "fer2013_vgg13_half_augment$suffix" "$start"

@@ -64,6 +64,26 @@ distilled() {  # NAME SETTING...: train_and_ship NAME into $RUNS on both views (
     DATA="$DATA" RUNS="$RUNS"
 }
 
+half_width_augmented() {  # NAME FROM SEED: distilled NAME, the recipe of every augmented half-width run: 16 epochs of
+  # fer_vgg13_half with AUGMENT=fer, warm-started from model FROM (model_folder: its copy in models/ when shipped),
+  # the solver seeded SEED
+  local start
+  start=$(model_folder "$2")
+  distilled "$1" NET=fer_vgg13_half EPOCHS=16 SEED="$3" AUGMENT=fer WEIGHTS="$start/$2.caffemodel"
+}
+
+siblings() {  # COUNT SUFFIX: the names of COUNT augmented restarts of one seed's start, one a line: the second
+  # augmented restart (experiments/fer2013_half_width_augment_restart.sh), then fer2013_vgg13_half_augment2b, 2c, ...
+  # (experiments/fer2013_half_width_augment_siblings.sh)
+  local letters=("" b c d e f g h) i
+  for ((i = 0; i < $1; i++)); do echo "fer2013_vgg13_half_augment2${letters[i]}$2"; done
+}
+
+siblings_tag() {  # COUNT: what the names made from COUNT siblings end in before the seed's suffix: nothing for 2 (the
+  # names first made), else the count
+  [ "$1" = 2 ] || echo "$1"
+}
+
 restore_models() {  # NAME...: the shipped models a recipe starts from, out of git history if they left models/
   local name
   for name in "$@"; do
@@ -74,11 +94,12 @@ restore_models() {  # NAME...: the shipped models a recipe starts from, out of g
 choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble over the FOLDERs (each on DATA) by the
   # default's rule: the mean of PublicTest aligned and on CROPS' plain crops, within four net passes and 552 million
   # operations per face (four fer_vgg passes: what the 25 frames/s video target allows); MAX_PASSES=n and
-  # MAX_MFLOPS=m allow more, for an ensemble measured rather than shipped
+  # MAX_MFLOPS=m allow more, for an ensemble measured rather than shipped; MAX_MEMBERS=1 chooses one model and its TTA
   local name=$1 models=$2 data=$3 crops=$4 folder members=""
   shift 4
   for folder in "$@"; do members+="$folder=$data "; done
-  make ensemble MEMBERS="$members" ARGS="--raw $crops --max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}" ENSEMBLE="$name" MODELS="$models"
+  make ensemble MEMBERS="$members" ENSEMBLE="$name" MODELS="$models" \
+    ARGS="--raw $crops --max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}${MAX_MEMBERS:+ --max-members $MAX_MEMBERS}"
 }
 
 as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two members and each $RUNS/NAME (on $DATA and

@@ -163,6 +163,9 @@ def test_a_budget_in_operations_weighs_each_member_by_its_net() -> None:
     assert not Budget(4, 600).allows([small] * 3, "mirror") and not Budget(4, 600).allows([large], "none")
     assert Budget().allows([large] * 3, "ten") and str(Budget()) == "no limit"
     assert str(Budget(4, 600.0)) == "at most 4 net passes and 600 MFLOPs per face"
+    # a member limit: the best single model with any TTA it can afford (a default that must be one model)
+    assert Budget(members=1).allows([large], "ten") and not Budget(members=1).allows([small, small], "none")
+    assert str(Budget(4, 600.0, 1)) == "at most 1 member, at most 4 net passes and 600 MFLOPs per face"
 
 
 def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -179,6 +182,12 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     models = str(tmp_path / "models")
     assert ensemble_main([*members, "--name", "aligned", "--models", models]) == 0
     assert json.loads((tmp_path / "models/aligned/report.json").read_text())["members"] == ["../top", "../bottom"]
+    # the pair wins on PublicTest; with one member allowed the better single model does, and the card says so
+    assert ensemble_main([*members, "--max-members", "1", "--name", "single", "--models", models]) == 0
+    report = json.loads((tmp_path / "models/single/report.json").read_text())
+    assert len(report["members"]) == 1 and report["max_members"] == 1
+    text = (tmp_path / "models/single/README.md").read_text()
+    assert "--max-members 1 --name single" in text and "among those of at most 1 member." in text
     assert ensemble_main([*members, "--raw", str(raw), "--name", "both", "--models", models]) == 0
     report = json.loads((tmp_path / "models/both/report.json").read_text())
     assert report["members"] == ["../bottom"] and report["raw_data"] == str(raw)

@@ -45,14 +45,16 @@ def test_as_member_measures_candidates_beside_the_defaults_two_members(tmp_path:
         (tmp_path / "models" / name).mkdir(parents=True)  # else restored from git history first
     stand_in = 'make() { echo "make $*"; }; RUNS=r DATA=d CROPS=c'
     # the last names models/s and r/a twice: each is one candidate
-    script = f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 as_member wide a; as_member s a models/s models/s r/a"
+    script = f"{stand_in}; as_member e a b; MAX_MFLOPS=3500 MAX_MEMBERS=1 as_member wide a; "
+    script += "as_member s a models/s models/s r/a"
     result = run_with_lib(script, tmp_path)
     assert result.returncode == 0, result.stderr
     members = "MEMBERS=models/fer2013_vgg_rawview_seed2=d models/fer2013_vgg_rawview_distill=d"
     assert result.stdout.splitlines() == [
-        f"make ensemble {members} r/a=d r/b=d  ARGS=--raw c --max-passes 4 --max-mflops 552 ENSEMBLE=e MODELS=r",
-        f"make ensemble {members} r/a=d  ARGS=--raw c --max-passes 4 --max-mflops 3500 ENSEMBLE=wide MODELS=r",
-        f"make ensemble {members} r/a=d models/s=d  ARGS=--raw c --max-passes 4 --max-mflops 552 ENSEMBLE=s MODELS=r",
+        f"make ensemble {members} r/a=d r/b=d  ENSEMBLE=e MODELS=r ARGS=--raw c --max-passes 4 --max-mflops 552",
+        f"make ensemble {members} r/a=d  ENSEMBLE=wide MODELS=r ARGS=--raw c --max-passes 4 --max-mflops 3500 "
+        "--max-members 1",
+        f"make ensemble {members} r/a=d models/s=d  ENSEMBLE=s MODELS=r ARGS=--raw c --max-passes 4 --max-mflops 552",
     ]
 
 
@@ -107,8 +109,8 @@ def test_ship_default_keeps_in_models_only_what_the_chosen_ensemble_uses(tmp_pat
     result = run_with_lib('make() { echo "make $*"; }; DATA=d CROPS=c; ship_default a b', tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "make ensemble MEMBERS=models/a=d models/b=d  ARGS=--raw c --max-passes 4 --max-mflops 552 "
-        "ENSEMBLE=fer2013_ensemble MODELS=models",
+        "make ensemble MEMBERS=models/a=d models/b=d  ENSEMBLE=fer2013_ensemble MODELS=models "
+        "ARGS=--raw c --max-passes 4 --max-mflops 552",
         "python -m train.calibrate --model models/fer2013_ensemble --data d --write",
         "python experiments/no_detect_accuracy.py --data c --model models/fer2013_ensemble "
         "--out out/no_detect_accuracy.json",
@@ -125,3 +127,33 @@ def test_seeded_inputs_names_a_seed_and_keeps_the_inputs_given(tmp_path: Path) -
     result = run_with_lib(f"{given}; seeded_inputs; {show}; SEED=2; seeded_inputs; {show}", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["1 [] d c t", "2 [_seed2] d c t"]  # nothing made: all three were there
+
+
+def test_half_width_augmented_trains_the_recipe_from_the_shipped_start_and_keeps_a_made_run(tmp_path: Path) -> None:
+    """The settings are what name a run (make train resumes it by them), so they stay those the augmented runs in
+    $RUNS were made with; the start is the copy in models/ when shipped there."""
+    shipped = tmp_path / "models" / "start"
+    shipped.mkdir(parents=True)
+    (shipped / "start.caffemodel").write_bytes(b"weights")
+    (tmp_path / "r/kept").mkdir(parents=True)
+    (tmp_path / "r/kept/report.json").write_text("{}")
+    stand_in = 'make() { echo "make $1 $2 $3 $4 $5 $6"; }; RUNS=r DATA=d TEACHER=t'
+    result = run_with_lib(f"{stand_in}; half_width_augmented new start 7; half_width_augmented kept other 9", tmp_path)
+    assert result.returncode == 0, result.stderr
+    recipe = "NET=fer_vgg13_half EPOCHS=16 SEED=7 AUGMENT=fer WEIGHTS=models/start/start.caffemodel"
+    assert result.stdout.splitlines() == [f"make {step} {recipe}" for step in ("train", "evaluate", "ship")] + [
+        "r/kept: made already, kept"
+    ]
+
+
+def test_siblings_names_the_restart_first_and_keeps_the_names_made(tmp_path: Path) -> None:
+    result = run_with_lib('siblings 3 _seed2; siblings 2 ""; siblings 1 x', tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "fer2013_vgg13_half_augment2_seed2",
+        "fer2013_vgg13_half_augment2b_seed2",
+        "fer2013_vgg13_half_augment2c_seed2",
+        "fer2013_vgg13_half_augment2",
+        "fer2013_vgg13_half_augment2b",
+        "fer2013_vgg13_half_augment2x",
+    ]

@@ -137,23 +137,29 @@ def mflops_per_face(costs: Sequence[float], tta: str) -> float:
 
 @dataclass(frozen=True)
 class Budget:
-    """What a candidate may cost per face: net passes (members x TTA views) and millions of
-    operations (the sum of its members' face_mflops x TTA views); None: no limit. Passes
-    suffice among nets of one size; operations compare nets of different sizes."""
+    """What a candidate may cost per face: net passes (members x TTA views), millions of
+    operations (the sum of its members' face_mflops x TTA views) and members (one: the best
+    single model with its TTA, what a default that must be one model is chosen by); None: no
+    limit. Passes suffice among nets of one size; operations compare nets of different sizes."""
 
     passes: int | None = None
     mflops: float | None = None
+    members: int | None = None
 
     def allows(self, costs: Sequence[float], tta: str) -> bool:
         """Whether members of these costs (MFLOPs per view) under this TTA fit."""
-        return (self.passes is None or len(costs) * TTA_VIEWS[tta] <= self.passes) and (
-            self.mflops is None or mflops_per_face(costs, tta) <= self.mflops
+        return (
+            (self.passes is None or len(costs) * TTA_VIEWS[tta] <= self.passes)
+            and (self.mflops is None or mflops_per_face(costs, tta) <= self.mflops)
+            and (self.members is None or len(costs) <= self.members)
         )
 
     def __str__(self) -> str:
         limits = [f"{self.passes} net passes"] if self.passes is not None else []
         limits += [f"{self.mflops:g} MFLOPs"] if self.mflops is not None else []
-        return f"at most {' and '.join(limits)} per face" if limits else "no limit"
+        parts = [f"at most {self.members} member{'s' * (self.members > 1)}"] if self.members is not None else []
+        parts += [f"at most {' and '.join(limits)} per face"] if limits else []
+        return ", ".join(parts) or "no limit"
 
 
 def ensemble(
@@ -170,7 +176,7 @@ def ensemble(
     modes = tuple(mode for mode in TTA_MODES if budget.allows([min(costs)], mode))
     if not modes:
         raise ModelError(
-            f"no candidate costs {budget}: the cheapest, one member without TTA, "
+            f"no candidate fits {budget}: the cheapest, one member without TTA, "
             f"takes 1 pass and {min(costs):.4g} MFLOPs"
         )
     if raw is not None:
@@ -198,7 +204,7 @@ def ensemble(
     names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     chosen = [names[i] for i in group]
     rule = "PublicTest" if raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
-    limit = "" if budget == Budget() else f", among those that cost {budget}"
+    limit = "" if budget == Budget() else f", among those of {budget}"
     report = {
         "members": chosen,
         "candidates": names,
@@ -207,6 +213,7 @@ def ensemble(
         "selection": f"{len(group)} of {len(members)} members and TTA {tta}, the best on {rule}{limit}",
         "max_passes": budget.passes,
         "max_mflops": budget.mflops,
+        "max_members": budget.members,
         "mflops": dict(zip(names, costs)),
         "mflops_per_face": mflops_per_face([costs[i] for i in group], tta),
         "backend": backend,
@@ -305,6 +312,7 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         f" --max-passes {report['max_passes']}" if report.get("max_passes") else ""
     )
     options += f" --max-mflops {report['max_mflops']:g}" if report.get("max_mflops") else ""
+    options += f" --max-members {report['max_members']}" if report.get("max_members") else ""
     command = f"python -m train.ensemble {member_args}{options} --name {name}"
     lines += [
         "",
@@ -344,7 +352,7 @@ def closing_sections(test: dict) -> list[str]:
 
 def candidates_markdown(report: dict) -> list[str]:
     """The best candidates that were allowed to compete, as a Markdown table, the chosen one in bold."""
-    budget, costs = Budget(report["max_passes"], report["max_mflops"]), report["mflops"]
+    budget, costs = Budget(report["max_passes"], report["max_mflops"], report.get("max_members")), report["mflops"]
     rows = [row for row in ranked(report["group_tta_tables"]) if budget.allows([costs[m] for m in row[0]], row[1])]
     lines = [f"## The {min(TOP, len(rows))} best of {len(rows)} candidates", ""]
     if report.get("raw_splits"):
@@ -400,12 +408,18 @@ def main(argv: list[str] | None = None) -> int:
         "crop size x TTA views; the card lists each candidate's): compares nets of different sizes, "
         "where passes do not",
     )
+    parser.add_argument(
+        "--max-members",
+        type=cli.number(1, kind=int),
+        metavar="N",
+        help="only candidates of at most N members: 1 chooses the best single model and its TTA",
+    )
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
     args = parser.parse_args(argv)
     if len(args.member) < 2:
         parser.error("an ensemble needs two or more --member")
     try:
-        budget = Budget(args.max_passes, args.max_mflops)
+        budget = Budget(args.max_passes, args.max_mflops, args.max_members)
         report = ensemble(args.member, args.models / args.name, args.backend, args.raw, budget)
     except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
