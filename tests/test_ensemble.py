@@ -98,10 +98,14 @@ def test_a_greedy_soup_of_complementary_members_beats_each_and_leaves_out_noise(
     card = (target / "README.md").read_text()
     assert f"**{report['splits']['test']['accuracy']:.4f}**" in card and f"| `{noise}` |" in card
     assert len(Recognizer(target, detect=False).members) == 1  # one model, run once per face
+    # a member with a card outside models/ (a run an experiment shipped) keeps it beside the soup's
+    (top / "README.md").write_text("# top\nits commands\n")
     assert soup_main([*members, "--data", str(data), "--name", "all", "--models", models, "--uniform"]) == 0
     uniform = json.loads((tmp_path / "models/all/report.json").read_text())
     assert uniform["members"] == [str(noise), str(top), str(bottom)] and uniform["steps"] == []
-    assert "used to choose" not in (tmp_path / "models/all/README.md").read_text()
+    card = (tmp_path / "models/all/README.md").read_text()
+    assert "used to choose" not in card and (tmp_path / "models/all/top.md").read_text() == "# top\nits commands\n"
+    assert f"--member {noise} --member models/top --member {bottom} " in card and "(`top.md`)" in card
     capsys.readouterr()
     (bottom / "labels.json").write_text(json.dumps(["left", "up"]))
     assert soup_main([*members, "--data", str(data), "--name", "other", "--models", models]) == 2

@@ -287,14 +287,14 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
 START_CARD = "start.md"
 
 
-def start_elsewhere(weights: Path, models: Path) -> Path | None:
-    """The card of the model folder a warm start came from, when that folder lies outside
-    `models` (a model an experiment shipped into its runs folder, a step towards this one, not
-    a model a user would choose): git keeps no copy of it, so the new model keeps its card as
-    start.md, whose commands make it again in models/. None otherwise (no card there, or a
-    model of `models`, which git history keeps)."""
-    card = weights.parent / "README.md"
-    if card.is_file() and weights.parent.parent.resolve() != models.resolve():
+def card_elsewhere(folder: Path, models: Path) -> Path | None:
+    """The card of a model folder that a new model is made from (a warm start, a soup's member),
+    when that folder lies outside `models` (a model an experiment shipped into its runs folder, a
+    step towards the new one, not a model a user would choose): git keeps no copy of it, so the
+    new model keeps its card (ship as start.md, soup as <member>.md), whose commands make it again
+    in models/. None otherwise (no card there, or a model of `models`, which git history keeps)."""
+    card = folder / "README.md"
+    if card.is_file() and folder.parent.resolve() != models.resolve():
         return card
     return None
 
@@ -303,7 +303,7 @@ def card(
     name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float, start_card: bool = False
 ) -> str:
     """The model card, in Markdown; start_card: the card of the weights it started from is
-    beside it (start_elsewhere)."""
+    beside it (card_elsewhere)."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
     val_name, test_name = names(report).values()
     how = recipe(run)
@@ -453,7 +453,7 @@ def ship(run: Path, name: str, models: Path) -> Path:
         every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
         for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
             shutil.copy(evaluation / picture, folder / picture)
-        start_card = start_elsewhere(Path(info["weights"]["path"]), models) if info.get("weights") else None
+        start_card = card_elsewhere(Path(info["weights"]["path"]).parent, models) if info.get("weights") else None
         if start_card:
             shutil.copy(start_card, folder / START_CARD)
         (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds, start_card is not None))

@@ -41,7 +41,7 @@ from ferlib.model_folder import MODEL_FOLDER, ModelError, ModelFiles, write_mode
 from train import plots
 from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, preprocess_lines, score
 from train.evaluate import headline, split_report, split_views, tta_markdown, tta_table
-from train.ship import card_dataset
+from train.ship import card_dataset, card_elsewhere
 
 Params = dict[str, list[np.ndarray]]  # layer name -> its blobs
 
@@ -229,12 +229,23 @@ def soup(
                 folder / "confusion.png",
             )
             (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-            (folder / "README.md").write_text(card(target.name, report, folders, uniform))
+            kept = {}  # members outside target's models folder keep their cards beside the soup's
+            for member in folders:
+                if member_card := card_elsewhere(member, target.parent):
+                    kept[member.name] = member_card.read_text()
+                    (folder / f"{member.name}.md").write_text(kept[member.name])
+            (folder / "README.md").write_text(card(target.name, report, folders, uniform, sorted(kept)))
     return report
 
 
-def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
-    """The soup's model card, in Markdown."""
+def member_path(folder: Path, kept: list[str]) -> str:
+    """How the card's command names a member: where its own card's make ship puts it when that card is kept."""
+    return f"models/{folder.name}" if folder.name in kept else str(folder)
+
+
+def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: list[str] = ()) -> str:
+    """The soup's model card, in Markdown; kept: the members whose cards lie beside it (card_elsewhere),
+    named where their own cards' make ship puts them."""
     test, val, raw = report["splits"]["test"], report["splits"]["val"], report.get("raw_splits")
     members = ", ".join(f"`{m}`" for m in report["members"])
     lines = [
@@ -277,9 +288,18 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool) -> str:
         "## Reproduce",
         "```sh",
         *preprocess_lines([Path(report["data"])] + ([Path(report["raw_data"])] if raw else [])),
-        f"python -m train.soup {' '.join(f'--member {folder}' for folder in folders)} "
+        f"python -m train.soup {' '.join(f'--member {member_path(folder, kept)}' for folder in folders)} "
         f"--data {card_dataset(Path(report['data']))}{options} --name {name}",
         "```",
+        *(
+            [
+                f"Members not kept in `models/` ({', '.join(f'`{member}`' for member in kept)}): each one's card "
+                f"lies beside this one ({', '.join(f'`{member}.md`' for member in kept)}), with the commands that "
+                "make it there."
+            ]
+            if kept
+            else []
+        ),
         "",
         *closing_sections(test),
     ]
