@@ -12,10 +12,12 @@
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] bash experiments/fer2013_half_width_augment_restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, model_folder, half_width_augmented, as_member
+source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, model_folder, half_width_augmented, restore_models,
+# as_member
 seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
+restore_models fer2013_vgg13_half_augment_seed2  # measured beside it, out of git history if it left models/
 augmented=fer2013_vgg13_half_augment$suffix
 start=$(model_folder "$augmented")
 half_width_augmented "fer2013_vgg13_half_augment2$suffix" "$augmented" "$((SEED + 4))"
 as_member "fer2013_ensemble_half_augment2$suffix" "fer2013_vgg13_half_augment2$suffix" "$start" \
-  models/fer2013_vgg13_half_augment_seed2  # the default's augmented member (the start for SEED=2)
+  models/fer2013_vgg13_half_augment_seed2  # the augmented member of the default before (the start for SEED=2)

@@ -17,8 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh  # FER2013=, RUNS=, seeded_inputs, model_folder, siblings, siblings_tag,
-# half_width_augmented, made, as_member
+# half_width_augmented, restore_models, made, as_member
 seeded_inputs  # SEED, suffix, DATA, CROPS, TEACHER
+restore_models fer2013_vgg13_half_augment_seed2  # measured beside it, out of git history if it left models/
 count=${SIBLINGS:-2}
 tag=$(siblings_tag "$count")  # in the names of the soups and the member table
 augmented=fer2013_vgg13_half_augment$suffix

@@ -128,17 +128,24 @@ promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME
   make ship RUNS="$RUNS" RUN="$run" NAME="$name" MODELS=models
 }
 
-ship_default() {  # NAME...: models/fer2013_ensemble chosen among models/NAMEs by choose_on_both_paths (on $DATA and
-  # $CROPS), calibrated; each NAME it does not use leaves models/; then the chosen ensemble through predict itself on
-  # PrivateTest's crops both ways (out/no_detect_accuracy.json): what a recipe ends with when it makes the default.
-  # The cards name DATA and CROPS by the repository folders make preprocess makes them in, wherever they lie
-  local name
+ship_default() {  # NAME...: what a recipe ends with when it makes the default, chosen among models/NAMEs by
+  # choose_on_both_paths (on $DATA and $CROPS): models/fer2013_default, the best single model and its TTA (predict's
+  # default is one model, MAX_MEMBERS=1), and models/fer2013_ensemble, the best of every group, kept only when more
+  # than one model; each calibrated; each NAME neither uses leaves models/ (one restored from history that they use
+  # loses its RESTORED mark: shipped again); then the default through predict itself
+  # on PrivateTest's crops both ways (out/no_detect_accuracy.json). The cards name DATA and CROPS by the repository
+  # folders make preprocess makes them in, wherever they lie
+  local name folder chosen=(models/fer2013_default/ensemble.json models/fer2013_ensemble/ensemble.json)
+  MAX_MEMBERS=1 choose_on_both_paths fer2013_default models "$DATA" "$CROPS" "${@/#/models/}"
   choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${@/#/models/}"
-  .venv/bin/python -m train.calibrate --model models/fer2013_ensemble --data "$DATA" --write
-  for name in "$@"; do  # models/ keeps what the default needs
-    grep -q "\"../$name\"" models/fer2013_ensemble/ensemble.json || rm -rf "models/$name"
+  [ "$(grep -c '"\.\./' "${chosen[1]}")" -gt 1 ] || rm -rf models/fer2013_ensemble  # one model: the default
+  for folder in models/fer2013_default models/fer2013_ensemble; do
+    [ ! -d "$folder" ] || .venv/bin/python -m train.calibrate --model "$folder" --data "$DATA" --write
   done
-  .venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --model models/fer2013_ensemble \
+  for name in "$@"; do  # models/ keeps what the two need, shipped again if it came out of git history
+    if grep -qs "\"../$name\"" "${chosen[@]}"; then rm -f "models/$name/RESTORED"; else rm -rf "models/$name"; fi
+  done
+  .venv/bin/python experiments/no_detect_accuracy.py --data "$CROPS" --model models/fer2013_default \
     --out out/no_detect_accuracy.json
 }
 

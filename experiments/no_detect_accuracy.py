@@ -5,7 +5,7 @@ resized; --raw-only measures this way alone). Reads the 48x48 crops
 that make preprocess keeps in DATA/images/<split>/<label>/<row>.png.
 
     .venv/bin/python experiments/no_detect_accuracy.py --data data/fer2013 \\
-        --model models/fer2013_ensemble models/fer2013_vgg_rawview_seed2 --out out/no_detect_accuracy.json
+        --model models/fer2013_default models/fer2013_ensemble --out out/no_detect_accuracy.json
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ferlib import atomic  # noqa: E402
 from ferlib.cvio import decode_image  # noqa: E402
-from predict import Recognizer  # noqa: E402
+from predict import DEFAULT_MODEL, Recognizer  # noqa: E402
 
 BATCH = 512
 
@@ -48,7 +48,7 @@ def accuracy(model: Path, crops: list[np.ndarray], labels: np.ndarray, raw: bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/fer2013"))
-    parser.add_argument("--model", type=Path, nargs="+", default=[Path("models/fer2013_ensemble")])
+    parser.add_argument("--model", type=Path, nargs="+", default=[DEFAULT_MODEL])
     parser.add_argument("--split", choices=("test", "val"), default="test", help="test: PrivateTest, val: PublicTest")
     parser.add_argument("--raw-only", action="store_true", help="only --raw (no MTCNN: minutes faster)")
     parser.add_argument("--out", type=Path, default=Path("out/no_detect_accuracy.json"))

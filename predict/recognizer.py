@@ -17,7 +17,7 @@ from ferlib.model_folder import ModelError, ModelFiles, calibrated, model_member
 from predict.media import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "fer2013_ensemble"
+DEFAULT_MODEL = ROOT / "models" / "fer2013_default"  # one model and its TTA (ensemble.json); ensembles go by name
 SCHEMA = "fer-caffe/1"  # docs/predict.md: the fields of a document and of a face
 
 

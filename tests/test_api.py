@@ -37,7 +37,7 @@ def test_faces_are_the_clis_json(recognizer: Recognizer, tmp_path: Path, capsys:
     assert main([str(photo), "--out", str(tmp_path / "a.png")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "fer-caffe/1" and doc["model"] == recognizer.model
-    assert doc["model"]["name"] == "fer2013_ensemble" and len(doc["model"]["sha256"]) == 64
+    assert doc["model"]["name"] == "fer2013_default" and len(doc["model"]["sha256"]) == 64
     cli = doc["faces"]
     assert json.loads(json.dumps(recognizer.predict(photo))) == cli
     assert recognizer.predict(str(photo))[0]["label"] == "Happy"

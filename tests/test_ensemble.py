@@ -192,6 +192,7 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
     assert len(report["members"]) == 1 and report["max_members"] == 1
     text = (tmp_path / "models/single/README.md").read_text()
     assert "--max-members 1 --name single" in text and "among those of at most 1 member." in text
+    assert "the best single model: averages of several were not candidates" in text
     assert ensemble_main([*members, "--raw", str(raw), "--name", "both", "--models", models]) == 0
     report = json.loads((tmp_path / "models/both/report.json").read_text())
     assert report["members"] == ["../bottom"] and report["raw_data"] == str(raw)

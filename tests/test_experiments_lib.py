@@ -2,6 +2,7 @@
 chain of runs, run again after an interruption, skip only what it finished, without hiding a step that fails from
 `set -e`; `promote` and `ship_default` turn measured models into the default and leave in models/ only what it uses."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -99,23 +100,42 @@ def test_promote_ships_the_run_behind_a_measured_model_into_models(tmp_path: Pat
     ]
 
 
-def test_ship_default_keeps_in_models_only_what_the_chosen_ensemble_uses(tmp_path: Path) -> None:
+def ship_default_in(tmp_path: Path, ensemble_members: list[str]) -> subprocess.CompletedProcess:
+    """ship_default a b c with make and python stood in, the default's choice b and the ensemble's ensemble_members."""
     (tmp_path / ".venv/bin").mkdir(parents=True)
     (tmp_path / ".venv/bin/python").write_text('#!/bin/sh\necho "python $*"\n')
     (tmp_path / ".venv/bin/python").chmod(0o755)
-    for name in ("a", "b", "fer2013_ensemble"):
+    for name in ("a", "b", "c", "fer2013_default", "fer2013_ensemble"):
         (tmp_path / "models" / name).mkdir(parents=True)
-    (tmp_path / "models/fer2013_ensemble/ensemble.json").write_text('{"members": ["../b"], "tta": "none"}')
-    result = run_with_lib('make() { echo "make $*"; }; DATA=d CROPS=c; ship_default a b', tmp_path)
+    for name in ("a", "c"):  # out of git history (make restore): c, used again, is shipped again
+        (tmp_path / "models" / name / "RESTORED").write_text("not shipped now")
+    chosen = {"fer2013_default": ["../b"], "fer2013_ensemble": ensemble_members}
+    for name, members in chosen.items():  # as write_ensemble writes it: one member a line
+        (tmp_path / "models" / name / "ensemble.json").write_text(json.dumps({"members": members}, indent=1))
+    return run_with_lib('make() { echo "make $*"; }; DATA=d CROPS=c; ship_default a b c', tmp_path)
+
+
+def test_ship_default_makes_one_model_the_default_and_keeps_what_it_and_the_ensemble_use(tmp_path: Path) -> None:
+    result = ship_default_in(tmp_path, ["../b", "../c"])
     assert result.returncode == 0, result.stderr
+    members, budget = "MEMBERS=models/a=d models/b=d models/c=d ", "ARGS=--raw c --max-passes 4 --max-mflops 552"
     assert result.stdout.splitlines() == [
-        "make ensemble MEMBERS=models/a=d models/b=d  ENSEMBLE=fer2013_ensemble MODELS=models "
-        "ARGS=--raw c --max-passes 4 --max-mflops 552",
+        f"make ensemble {members} ENSEMBLE=fer2013_default MODELS=models {budget} --max-members 1",
+        f"make ensemble {members} ENSEMBLE=fer2013_ensemble MODELS=models {budget}",
+        "python -m train.calibrate --model models/fer2013_default --data d --write",
         "python -m train.calibrate --model models/fer2013_ensemble --data d --write",
-        "python experiments/no_detect_accuracy.py --data c --model models/fer2013_ensemble "
+        "python experiments/no_detect_accuracy.py --data c --model models/fer2013_default "
         "--out out/no_detect_accuracy.json",
     ]
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b", "fer2013_ensemble"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b", "c", "fer2013_default", "fer2013_ensemble"]
+    assert not (tmp_path / "models/c/RESTORED").exists()
+
+
+def test_ship_default_drops_an_ensemble_of_one_model(tmp_path: Path) -> None:
+    result = ship_default_in(tmp_path, ["../c"])  # no group did better than a model alone: the default is enough
+    assert result.returncode == 0, result.stderr
+    assert "models/fer2013_ensemble --data" not in result.stdout
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b", "fer2013_default"]
 
 
 def test_seeded_inputs_names_a_seed_and_keeps_the_inputs_given(tmp_path: Path) -> None:

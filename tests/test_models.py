@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ferlib.classifier import Classifier, face_mflops
-from ferlib.model_folder import ModelError, ModelFiles
+from ferlib.model_folder import ModelError, ModelFiles, model_members
 from predict.recognizer import DEFAULT_MODEL, Recognizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def test_the_demo_photo_is_happy(tmp_path: Path, capsys: pytest.CaptureFixture) 
     faces = json.loads((tmp_path / "demo.json").read_text())["faces"]
     assert len(faces) == 1 and faces[0]["label"] == "Happy" and faces[0]["probability"] > 0.9
     assert (tmp_path / "demo.png").stat().st_size > 10000
-    assert DEFAULT_MODEL.name == "fer2013_ensemble"
+    assert DEFAULT_MODEL.name == "fer2013_default"
 
 
 def full_history() -> bool:
@@ -98,8 +98,8 @@ def test_a_superseded_model_comes_back_out_of_history(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("load", [face_mflops, Classifier], ids=["operation count", "classifier"])
 def test_unreadable_weights_are_one_model_error_naming_them(tmp_path: Path, load) -> None:
-    shipped = ModelFiles.from_dir(ROOT / "models" / "fer2013_vgg_rawview_distill")
-    weights = tmp_path / "fer2013_vgg_rawview_distill.caffemodel"
+    shipped = ModelFiles.from_dir(model_members(DEFAULT_MODEL)[0][0])  # the default's net, whichever it is
+    weights = tmp_path / shipped.weights.name
     weights.mkdir()  # unreadable as a file, even for root
     with pytest.raises(ModelError, match=f"^{re.escape(str(weights))}: cannot read"):
         load(ModelFiles(shipped.deploy, weights, shipped.mean))

@@ -55,7 +55,7 @@ def test_the_page_and_its_scripts_are_served_locally(client: tuple[TestClient, P
         assert http.get(asset).status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # nothing fetched from elsewhere
     info = http.get("/api/info").json()
-    assert info["classes"][3] == "Happy" and info["model"]["name"] == "fer2013_ensemble"
+    assert info["classes"][3] == "Happy" and info["model"]["name"] == "fer2013_default"
 
 
 def test_a_photo_gets_its_faces_and_an_annotated_picture(client: tuple[TestClient, Path]) -> None:

@@ -117,7 +117,7 @@ def test_a_photo_dropped_on_the_page_shows_its_label(server: str, browser, tmp_p
     photo = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(photo), PHOTO)
     browser.get(server)
-    wait_for_text(browser, "model", "fer2013_ensemble", 30)
+    wait_for_text(browser, "model", "fer2013_default", 30)
     browser.find_element(By.ID, "photo-file").send_keys(str(photo))
     text = wait_for_text(browser, "photo-faces", "Face 1: Happy")
     assert "Neutral" in text  # a bar per class
@@ -130,7 +130,7 @@ def test_a_bad_file_shows_one_line_and_the_page_goes_on(server: str, browser, tm
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
     browser.get(server)
-    wait_for_text(browser, "model", "fer2013_ensemble", 30)
+    wait_for_text(browser, "model", "fer2013_default", 30)
     browser.find_element(By.ID, "photo-file").send_keys(str(bad))
     assert "notes.png: not a readable image" in wait_for_text(browser, "photo-error", "notes.png")
 
@@ -138,7 +138,7 @@ def test_a_bad_file_shows_one_line_and_the_page_goes_on(server: str, browser, tm
 def test_a_video_upload_shows_progress_then_tracks(server: str, browser, tmp_path: Path) -> None:
     clip = two_faces_clip(tmp_path / "two.avi")
     browser.get(server)
-    wait_for_text(browser, "model", "fer2013_ensemble", 30)
+    wait_for_text(browser, "model", "fer2013_default", 30)
     browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=video]").click()
     browser.find_element(By.ID, "video-file").send_keys(str(clip))
     text = wait_for_text(browser, "video-tracks", "Track 2")
@@ -151,7 +151,7 @@ def test_a_video_upload_shows_progress_then_tracks(server: str, browser, tmp_pat
 
 def test_the_camera_gets_live_labels_and_saves_its_session(server: str, browser) -> None:
     browser.get(server)
-    wait_for_text(browser, "model", "fer2013_ensemble", 30)
+    wait_for_text(browser, "model", "fer2013_default", 30)
     browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=camera]").click()
     browser.find_element(By.ID, "camera-start").click()
     assert "Track 1: Happy" in wait_for_text(browser, "camera-tracks", "Track 1")

@@ -283,7 +283,12 @@ def card(name: str, report: dict, members: list[tuple[Path, Path]]) -> str:
         f"project ({', '.join(f'`{m}`' for m in report['members'])}); each member classifies the face aligned "
         "with its own training template (`alignment.json`)."
         if len(report["members"]) > 1
-        else f"The Caffe model `{report['members'][0]}` shipped by this project; no average of several models beat it.",
+        else f"The Caffe model `{report['members'][0]}` shipped by this project"
+        + (
+            ", the best single model: averages of several were not candidates (`--max-members 1`)."
+            if report.get("max_members") == 1
+            else "; no average of several models beat it."
+        ),
         f"Members and test-time augmentation (`{tta}`) were chosen among every single model and every group of "
         f"{', '.join(f'`{m}`' for m in report['candidates'])}: {report['selection']}.",
         "",
