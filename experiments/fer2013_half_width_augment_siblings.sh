@@ -5,8 +5,8 @@
 # experiments/fer2013_half_width_augment_restart.sh took s+4. The siblings share a start, as the fer_vgg students
 # whose average answered better than either did (docs/results.md, "One model from several: a model soup"); one model
 # from them costs one pass per face. Then `make soup` of the siblings as they are (uniform), and greedily over
-# them and their start, and each soup as a member beside the old default's two fer_vgg and the default's augmented
-# model, by the default's rule and budget, into $RUNS. SIBLINGS=n (2 unless given) counts the restart among them;
+# them and their start, and each soup as a member beside the old default's two fer_vgg and the augmented model of
+# the default before, by the default's rule and budget, into $RUNS. SIBLINGS=n (2 unless given) counts the restart among them;
 # the names of what more than two make end in the count (fer2013_vgg13_half_siblings3, the third sibling
 # fer2013_vgg13_half_augment2c). Run the restart script first, with the same SEED: its model is the first sibling.
 # About 1 h 15 min a sibling with two threads on 2 vCPUs of an AMD EPYC with AVX-512 (58 min of Caffe time);

@@ -26,9 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -229,21 +231,21 @@ def soup(
                 folder / "confusion.png",
             )
             (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-            kept = {}  # members outside target's models folder keep their cards beside the soup's
+            kept = []  # members outside target's models folder keep their cards beside the soup's
             for member in folders:
                 if member_card := card_elsewhere(member, target.parent):
-                    kept[member.name] = member_card.read_text()
-                    (folder / f"{member.name}.md").write_text(kept[member.name])
-            (folder / "README.md").write_text(card(target.name, report, folders, uniform, sorted(kept)))
+                    shutil.copy(member_card, folder / f"{member.name}.md")
+                    kept.append(member.name)
+            (folder / "README.md").write_text(card(target.name, report, folders, uniform, kept))
     return report
 
 
-def member_path(folder: Path, kept: list[str]) -> str:
+def member_path(folder: Path, kept: Sequence[str]) -> str:
     """How the card's command names a member: where its own card's make ship puts it when that card is kept."""
     return f"models/{folder.name}" if folder.name in kept else str(folder)
 
 
-def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: list[str] = ()) -> str:
+def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: Sequence[str] = ()) -> str:
     """The soup's model card, in Markdown; kept: the members whose cards lie beside it (card_elsewhere),
     named where their own cards' make ship puts them."""
     test, val, raw = report["splits"]["test"], report["splits"]["val"], report.get("raw_splits")
