@@ -166,22 +166,25 @@ def test_fine_tuning_the_shipped_model_on_a_folder_ships_a_model(
     assert (
         main(["--folder", str(faces_folder(tmp_path / "faces")), "--out", str(dataset), "--subject", r"^(S\d+)_"]) == 0
     )
-    weights = ROOT / "models/fer2013_vgg_rawview_distill/fer2013_vgg_rawview_distill.caffemodel"
+    # docs/your-faces.md: the default's net, whose last layer is fc7
+    weights = ROOT / "models/fer2013_vgg13_half_siblings/fer2013_vgg13_half_siblings.caffemodel"
     info = train(
-        "fer_vgg", dataset, tmp_path / "runs", "ft", epochs=6, caffe=caffe_tool, weights=weights, base_lr=0.001
+        "fer_vgg13_half", dataset, tmp_path / "runs", "ft", epochs=6, caffe=caffe_tool, weights=weights, base_lr=0.001
     )
-    assert info["status"] == "done" and info["fresh_layers"] == ["fc6-3classes"] and info["base_lr"] == 0.001
+    assert info["status"] == "done" and info["fresh_layers"] == ["fc7-3classes"] and info["base_lr"] == 0.001
     log = (tmp_path / "runs/ft/caffe.log").read_text()
     ignored = set(re.findall(r"Ignoring source layer (\S+)", log))
     # of the layers with weights only the 7-class classifier is dropped; the distillation loss
-    # the shipped model was trained with (soft/*, and the split feeding it) has none
-    assert "Finetuning from" in log and {n for n in ignored if not n.startswith(("soft/", "fc6_"))} == {"fc6"}
+    # the shipped model was trained with (soft/*, and the split feeding it) has none, nor has the
+    # deploy net's Softmax that a soup's weights file names
+    dropped = {n for n in ignored if not n.startswith(("soft/", "fc7_")) and n != "prob"}
+    assert "Finetuning from" in log and dropped == {"fc7"}
     report = evaluate(dataset, tmp_path / "runs/ft/eval", "none", "opencv", run=tmp_path / "runs/ft")
     assert report["split_names"] == {"val": "val", "test": "test"}
     model = ship(tmp_path / "runs/ft", "my_faces", tmp_path / "models")
     card = (model / "README.md").read_text()
     assert (
-        "trained on the folder dataset `faces`" in card and "`fc6-3classes` started afresh for these 3 classes" in card
+        "trained on the folder dataset `faces`" in card and "`fc7-3classes` started afresh for these 3 classes" in card
     )
     assert f"| test accuracy (all {report['splits']['test']['images']} images) |" in card
     assert "make preprocess FOLDER=" in card and "DATA=data/faces WEIGHTS=" in card and "LR=0.001" in card
@@ -191,7 +194,7 @@ def test_fine_tuning_the_shipped_model_on_a_folder_ships_a_model(
     assert np.isclose(sum(faces[0]["probabilities"].values()), 1, atol=1e-3)
     # fine-tuning the fine-tuned model again copies its renamed classifier instead of restarting it
     again = train(
-        "fer_vgg",
+        "fer_vgg13_half",
         dataset,
         tmp_path / "runs",
         "again",
