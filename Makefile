@@ -10,7 +10,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 FER2013 ?= ../shared/data/fer2013.csv.gz
 DATA ?= $(if $(FOLDER),data/$(notdir $(patsubst %/,%,$(FOLDER))),data/fer2013)
 
-.PHONY: help install install-predict caffe test test-fast lint demo serve browser preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship soup ensemble restore
+.PHONY: help install install-predict caffe test test-fast lint demo serve browser preprocess train evaluate predict bench-faces bench-preprocess bench-predict bench-train ship soup ship-soup ensemble restore
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -106,6 +106,10 @@ SOUP ?= fer2013_soup
 soup: $(VENV)/.all-deps ## one model from the weights of models fine-tuned from one start: MEMBERS="models/a models/b" DATA=... -> models/SOUP; ARGS="--raw DATA_plain"
 	@test -n "$(MEMBERS)" || { echo 'usage: make soup MEMBERS="models/a models/b" DATA=data/fer2013-rawview SOUP=fer2013_vgg_soup'; exit 2; }
 	$(PY) -m train.soup $(foreach m,$(MEMBERS),--member $(m)) --data $(DATA) --name $(SOUP) --models $(MODELS) $(ARGS)
+
+ship-soup: $(VENV)/.all-deps ## ship a soup made into runs: SOUP_DIR=runs/fer2013_vgg_soup -> models/fer2013_vgg_soup, no scoring
+	@test -n "$(SOUP_DIR)" || { echo 'usage: make ship-soup SOUP_DIR=runs/fer2013_vgg_soup [MODELS=models]'; exit 2; }
+	$(PY) -m train.soup --ship $(SOUP_DIR) --models $(MODELS)
 
 ENSEMBLE ?= fer2013_ensemble
 ensemble: $(VENV)/.all-deps ## average shipped models: MEMBERS="models/a=DATA_a models/b=DATA_b" -> models/ENSEMBLE; ARGS="--raw DATA_plain --max-passes 4 --max-mflops 552"

@@ -94,16 +94,18 @@ restore_models() {  # NAME...: the shipped models a recipe starts from, out of g
 choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble over the FOLDERs (each on DATA) by the
   # default's rule: the mean of PublicTest aligned and on CROPS' plain crops, within four net passes and 552 million
   # operations per face (four fer_vgg passes: what the 25 frames/s video target allows); MAX_PASSES=n and
-  # MAX_MFLOPS=m allow more, for an ensemble measured rather than shipped; MAX_MEMBERS=1 chooses one model and its TTA
+  # MAX_MFLOPS=m allow more, for an ensemble measured rather than shipped; MAX_MEMBERS=1 chooses one model and its TTA;
+  # SINGLE=name also writes that choice into MODELS/name from the same scores
   local name=$1 models=$2 data=$3 crops=$4 folder members=""
   shift 4
   for folder in "$@"; do members+="$folder=$data "; done
-  make ensemble MEMBERS="$members" ENSEMBLE="$name" MODELS="$models" \
-    ARGS="--raw $crops --max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}${MAX_MEMBERS:+ --max-members $MAX_MEMBERS}"
+  make ensemble MEMBERS="$members" ENSEMBLE="$name" MODELS="$models" ARGS="--raw $crops \
+--max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}${MAX_MEMBERS:+ --max-members $MAX_MEMBERS}${SINGLE:+ --single $SINGLE}"
 }
 
-as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the default's two members and each $RUNS/NAME (on $DATA and
-  # $CROPS), into $RUNS/ENSEMBLE unless made already: a candidate measured where it would serve, beside the default.
+as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the two members of the two-net default (the default when
+  # the recipes that call this were run; the one-model default came after) and each $RUNS/NAME (on $DATA and $CROPS),
+  # into $RUNS/ENSEMBLE unless made already: a candidate measured where it would serve, beside that default.
   # A NAME with a slash is a model folder taken as it is (a start in models/, say); a folder named twice (a start
   # that is also the default's member) is one candidate
   local ensemble=$1 name defaults=(fer2013_vgg_rawview_seed2 fer2013_vgg_rawview_distill) candidates
@@ -128,16 +130,20 @@ promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME
   make ship RUNS="$RUNS" RUN="$run" NAME="$name" MODELS=models
 }
 
+ship_soup() {  # NAME: make ship-soup of $RUNS/NAME into models/, unless made: a soup measured in $RUNS becomes one a
+  # user may choose, its card naming its members where their cards (kept beside it) put them; no scoring
+  made "models/$1" || make ship-soup SOUP_DIR="$RUNS/$1" MODELS=models
+}
+
 ship_default() {  # NAME...: what a recipe ends with when it makes the default, chosen among models/NAMEs by
-  # choose_on_both_paths (on $DATA and $CROPS): models/fer2013_default, the best single model and its TTA (predict's
-  # default is one model, MAX_MEMBERS=1), and models/fer2013_ensemble, the best of every group, kept only when more
-  # than one model; each calibrated; each NAME neither uses leaves models/ (one restored from history that they use
+  # choose_on_both_paths (on $DATA and $CROPS), which scores them once: models/fer2013_default, the best single model
+  # and its TTA (predict's default is one model, SINGLE=), and models/fer2013_ensemble, the best of every group, kept
+  # only when more than one model; each calibrated; each NAME neither uses leaves models/ (one restored from history that they use
   # loses its RESTORED mark: shipped again); then the default through predict itself
   # on PrivateTest's crops both ways (out/no_detect_accuracy.json). The cards name DATA and CROPS by the repository
   # folders make preprocess makes them in, wherever they lie
   local name folder chosen=(models/fer2013_default/ensemble.json models/fer2013_ensemble/ensemble.json)
-  MAX_MEMBERS=1 choose_on_both_paths fer2013_default models "$DATA" "$CROPS" "${@/#/models/}"
-  choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${@/#/models/}"
+  SINGLE=fer2013_default choose_on_both_paths fer2013_ensemble models "$DATA" "$CROPS" "${@/#/models/}"
   [ "$(grep -c '"\.\./' "${chosen[1]}")" -gt 1 ] || rm -rf models/fer2013_ensemble  # one model: the default
   for folder in models/fer2013_default models/fer2013_ensemble; do
     [ ! -d "$folder" ] || .venv/bin/python -m train.calibrate --model "$folder" --data "$DATA" --write

@@ -237,3 +237,69 @@ def test_raw_crops_and_the_pass_limit_change_the_choice(tmp_path: Path, capsys: 
         ensemble_main([*members, "--max-passes", "0", "--name", "x", "--models", models])
     assert exit_info.value.code == 2 and "argument --max-passes: must be at least 1, got '0'" in capsys.readouterr().err
     assert not (tmp_path / "models/x").exists()
+
+
+def test_single_writes_the_best_single_model_beside_the_ensemble_from_one_scoring(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from train import ensemble
+    from train.ensemble import main as ensemble_main
+
+    data = faint_dataset(tmp_path / "data")
+    (tmp_path / "models").mkdir()
+    top, bottom = half_model(tmp_path / "models/top", range(3)), half_model(tmp_path / "models/bottom", range(3, 6))
+    members = [arg for model in (top, bottom) for arg in ("--member", f"{model}={data}")]
+    models = str(tmp_path / "models")
+    scored = []
+    score_members = ensemble.all_member_views
+    monkeypatch.setattr(ensemble, "all_member_views", lambda *args: scored.append(args) or score_members(*args))
+    assert ensemble_main([*members, "--name", "pair", "--single", "alone", "--models", models]) == 0
+    assert len(scored) == 1  # the members were scored once for both folders
+    pair, alone = (json.loads((tmp_path / "models" / name / "report.json").read_text()) for name in ("pair", "alone"))
+    assert pair["members"] == ["../top", "../bottom"] and pair["max_members"] is None
+    # the single folder is what --max-members 1 alone makes, and its card says how to make it so
+    assert ensemble_main([*members, "--max-members", "1", "--name", "one", "--models", models]) == 0
+    one = json.loads((tmp_path / "models/one/report.json").read_text())
+    assert alone["max_members"] == 1 and (alone["members"], alone["tta"]) == (one["members"], one["tta"])
+    assert alone["splits"] == one["splits"] and alone["group_tta_tables"] == one["group_tta_tables"]
+    assert "--max-members 1 --name alone" in (tmp_path / "models/alone/README.md").read_text()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 of 2, TTA none: ") and lines[0].endswith(f"wrote {tmp_path}/models/pair")
+    assert lines[1].startswith("1 of 2, TTA ") and lines[1].endswith(f"wrote {tmp_path}/models/alone")
+    with pytest.raises(SystemExit) as exit_info:
+        ensemble_main([*members, "--name", "pair", "--single", "pair", "--models", models])
+    assert exit_info.value.code == 2 and "--single pair: name another folder" in capsys.readouterr().err
+
+
+def test_a_soup_made_into_runs_ships_into_models_with_its_members_cards_and_no_scoring(
+    tmp_path: Path, capsys: pytest.CaptureFixture, pycaffe: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from train import soup
+    from train.soup import main as soup_main
+
+    data, runs, models = faint_dataset(tmp_path / "data"), tmp_path / "runs", tmp_path / "models"
+    runs.mkdir()
+    top, bottom = half_model(runs / "top", range(3)), half_model(runs / "bottom", range(3, 6))
+    for member in (top, bottom):  # shipped into runs by an experiment, each with its card
+        (member / "README.md").write_text(f"# {member.name}\nits commands\n")
+    members = ["--member", str(top), "--member", str(bottom)]
+    assert soup_main([*members, "--data", str(data), "--name", "pair", "--models", str(runs), "--uniform"]) == 0
+    made = runs / "pair"
+    assert "--member models/top" not in (made / "README.md").read_text()  # beside its members: named where they are
+    monkeypatch.setattr(soup, "split_views", lambda *args: pytest.fail("shipping scored the soup again"))
+    capsys.readouterr()
+    assert soup_main(["--ship", str(made), "--models", str(models)]) == 0
+    shipped = models / "pair"
+    assert capsys.readouterr().out == f"shipped {made} into {shipped}\n"
+    for name in ("pair.caffemodel", "report.json", "deploy.prototxt", "confusion.png"):
+        assert (shipped / name).read_bytes() == (made / name).read_bytes()
+    card = (shipped / "README.md").read_text()
+    assert "--member models/top --member models/bottom " in card and "(`top.md`, `bottom.md`)" in card
+    assert "used to choose" not in card  # still the uniform soup's card
+    assert (shipped / "top.md").read_text() == "# top\nits commands\n"
+    assert soup_main(["--ship", str(top), "--models", str(models)]) == 2  # a model, but not a soup
+    assert capsys.readouterr().err == f"error: {top}: not a soup made by python -m train.soup (no report.json)\n"
+    assert not (models / "top").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        soup_main(["--ship", str(made), "--name", "x"])
+    assert exit_info.value.code == 2 and "give it without --member and --name" in capsys.readouterr().err

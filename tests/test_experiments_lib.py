@@ -83,7 +83,7 @@ def test_model_folder_prefers_the_shipped_copy_and_falls_back_to_the_run(tmp_pat
     assert result.stdout == "models/a runs/b runs/c\n"
 
 
-def test_promote_ships_the_run_behind_a_measured_model_into_models(tmp_path: Path) -> None:
+def test_promote_and_ship_soup_ship_a_measured_model_into_models_once(tmp_path: Path) -> None:
     import sys
 
     (tmp_path / ".venv/bin").mkdir(parents=True)
@@ -92,10 +92,13 @@ def test_promote_ships_the_run_behind_a_measured_model_into_models(tmp_path: Pat
     (tmp_path / "r/m/report.json").write_text('{"model": "/far/runs/net-e10-seed2/snapshots/net_iter_9.caffemodel"}')
     (tmp_path / "models/kept").mkdir(parents=True)
     (tmp_path / "models/kept/report.json").write_text("{}")
-    result = run_with_lib('make() { echo "make $*"; }; RUNS=r; promote m; promote kept', tmp_path)
+    script = 'make() { echo "make $*"; }; RUNS=r; promote m; promote kept; ship_soup s; ship_soup kept'
+    result = run_with_lib(script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "make ship RUNS=r RUN=net-e10-seed2 NAME=m MODELS=models",
+        "make ship RUNS=r RUN=net-e10-seed2 NAME=m MODELS=models",  # the run its report chose
+        "models/kept: made already, kept",
+        "make ship-soup SOUP_DIR=r/s MODELS=models",  # a soup: its folder as it is
         "models/kept: made already, kept",
     ]
 
@@ -120,8 +123,7 @@ def test_ship_default_makes_one_model_the_default_and_keeps_what_it_and_the_ense
     assert result.returncode == 0, result.stderr
     members, budget = "MEMBERS=models/a=d models/b=d models/c=d ", "ARGS=--raw c --max-passes 4 --max-mflops 552"
     assert result.stdout.splitlines() == [
-        f"make ensemble {members} ENSEMBLE=fer2013_default MODELS=models {budget} --max-members 1",
-        f"make ensemble {members} ENSEMBLE=fer2013_ensemble MODELS=models {budget}",
+        f"make ensemble {members} ENSEMBLE=fer2013_ensemble MODELS=models {budget} --single fer2013_default",
         "python -m train.calibrate --model models/fer2013_default --data d --write",
         "python -m train.calibrate --model models/fer2013_ensemble --data d --write",
         "python experiments/no_detect_accuracy.py --data c --model models/fer2013_default "

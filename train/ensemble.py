@@ -14,7 +14,9 @@ crops, and is ranked by the mean of its PublicTest accuracy on the two paths. Wi
 `--max-passes N` only candidates that run the nets at most N times per face (members x TTA
 views) compete, and with `--max-mflops M` only those that spend at most M million operations
 per face (each member's count x TTA views; a fer_vgg13 pass costs as much as six fer_vgg
-passes): the video target holds only for so much. The ensemble
+passes): the video target holds only for so much. `--max-members 1` chooses the best single
+model and its TTA; `--single NAME` writes that choice too, beside the ensemble, from the same
+scores (scoring is the minutes of the work). The ensemble
 folder holds ensemble.json (the chosen members as relative paths, and the TTA), report.json,
 confusion.png and a model card; predict and make demo take it like any model folder.
 """
@@ -28,7 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -162,16 +164,31 @@ class Budget:
         return ", ".join(parts) or "no limit"
 
 
-def ensemble(
-    members: list[tuple[Path, Path]],
-    target: Path,
-    backend: str = "opencv",
-    raw: Path | None = None,
-    budget: Budget = Budget(),
-) -> dict:
-    """Score every member and group of members with each TTA (also on raw's plain crops when
-    given), keep the best on PublicTest (see score; fewer members, then fewer views, on a tie)
-    among those the budget allows, and write the ensemble folder; returns the report."""
+@dataclass(frozen=True)
+class Scores:
+    """Every candidate's probabilities, scored once: each group's mean of its members' views on
+    the aligned faces (averages) and, with raw, on the plain crops (raw_averages), each group's
+    accuracy with every TTA in modes (tables, raw_tables), and what each member costs per view."""
+
+    members: list[tuple[Path, Path]]
+    backend: str
+    costs: list[float]
+    modes: tuple[str, ...]
+    splits: dict
+    labels: tuple[str, ...]
+    averages: dict
+    tables: dict
+    raw: Path | None = None
+    raw_splits: dict | None = None
+    raw_averages: dict | None = None
+    raw_tables: dict | None = None
+
+
+def score_candidates(
+    members: list[tuple[Path, Path]], backend: str = "opencv", raw: Path | None = None, budget: Budget = Budget()
+) -> Scores:
+    """Score every member and group of members with each TTA the budget could allow (also on
+    raw's plain crops when given): the minutes of work that every choice among them shares."""
     costs = [face_mflops(ModelFiles.from_dir(folder)) for folder, _ in members]
     modes = tuple(mode for mode in TTA_MODES if budget.allows([min(costs)], mode))
     if not modes:
@@ -181,29 +198,48 @@ def ensemble(
         )
     if raw is not None:
         check_plain(raw)
-    atomic.check_replaceable(target, MODEL_FOLDER)  # before minutes of scoring, as replacing_folder will
     count = max(TTA_VIEWS[mode] for mode in modes)  # no views that no allowed TTA uses
     views, splits, labels = all_member_views(members, backend, count)
     averages = group_averages(views, len(members))
     tables = {group: tta_table(average, splits, modes) for group, average in averages.items()}
-    raw_tables, raw_averages, raw_splits = {}, {}, {}
-    if raw is not None:
-        raw_views, raw_splits, _ = all_member_views(members, backend, count, raw)
-        check_same_images(raw_splits, splits, raw, members[0][1])
-        raw_averages = group_averages(raw_views, len(members))
-        raw_tables = {group: tta_table(average, raw_splits, modes) for group, average in raw_averages.items()}
-    group, tta = min(
-        ((group, mode) for group in tables for mode in modes if budget.allows([costs[i] for i in group], mode)),
+    if raw is None:
+        return Scores(members, backend, costs, modes, splits, labels, averages, tables)
+    raw_views, raw_splits, _ = all_member_views(members, backend, count, raw)
+    check_same_images(raw_splits, splits, raw, members[0][1])
+    raw_averages = group_averages(raw_views, len(members))
+    raw_tables = {group: tta_table(average, raw_splits, modes) for group, average in raw_averages.items()}
+    return Scores(
+        members, backend, costs, modes, splits, labels, averages, tables, raw, raw_splits, raw_averages, raw_tables
+    )
+
+
+def choose(scores: Scores, budget: Budget) -> tuple[tuple[int, ...], str]:
+    """The best group and TTA on PublicTest (see score; fewer members, then fewer views, on a
+    tie) among those the budget allows."""
+    raw_tables = scores.raw_tables or {}
+    return min(
+        (
+            (group, mode)
+            for group in scores.tables
+            for mode in scores.modes
+            if budget.allows([scores.costs[i] for i in group], mode)
+        ),
         key=lambda choice: rank(
-            len(choice[0]), choice[1], tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])
+            len(choice[0]), choice[1], scores.tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])
         ),
     )
+
+
+def write_choice(scores: Scores, target: Path, budget: Budget) -> dict:
+    """Write the ensemble folder of the budget's best choice (see choose); returns its report."""
+    group, tta = choose(scores, budget)
+    members, labels = scores.members, scores.labels
     reports, counts = {}, {}
-    for key, split in splits.items():
-        reports[key], counts[key] = split_report(tta_average(averages[group][key], tta), split, labels)
+    for key, split in scores.splits.items():
+        reports[key], counts[key] = split_report(tta_average(scores.averages[group][key], tta), split, labels)
     names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     chosen = [names[i] for i in group]
-    rule = "PublicTest" if raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
+    rule = "PublicTest" if scores.raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
     limit = "" if budget == Budget() else f", among those of {budget}"
     report = {
         "members": chosen,
@@ -214,23 +250,27 @@ def ensemble(
         "max_passes": budget.passes,
         "max_mflops": budget.mflops,
         "max_members": budget.members,
-        "mflops": dict(zip(names, costs)),
-        "mflops_per_face": mflops_per_face([costs[i] for i in group], tta),
-        "backend": backend,
+        "mflops": dict(zip(names, scores.costs)),
+        "mflops_per_face": mflops_per_face([scores.costs[i] for i in group], tta),
+        "backend": scores.backend,
         "splits": reports,
-        "tta_table": tables[group],
+        "tta_table": scores.tables[group],
         "group_tta_tables": [
-            {"members": [names[i] for i in g], "tta_table": t, **({"raw_tta_table": raw_tables[g]} if raw else {})}
-            for g, t in tables.items()
+            {
+                "members": [names[i] for i in g],
+                "tta_table": t,
+                **({"raw_tta_table": scores.raw_tables[g]} if scores.raw_tables else {}),
+            }
+            for g, t in scores.tables.items()
         ],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if raw is not None:
-        report["raw_data"] = str(raw)
-        report["raw_tta_table"] = raw_tables[group]
+    if scores.raw is not None:  # raw_tables, raw_averages and raw_splits with it
+        report["raw_data"] = str(scores.raw)
+        report["raw_tta_table"] = scores.raw_tables[group]
         report["raw_splits"] = {
-            key: split_report(tta_average(raw_averages[group][key], tta), split, labels)[0]
-            for key, split in raw_splits.items()
+            key: split_report(tta_average(scores.raw_averages[group][key], tta), split, labels)[0]
+            for key, split in scores.raw_splits.items()
         }
     # built beside target, so member paths relative to it still hold
     with atomic.replacing_folder(target, MODEL_FOLDER) as folder:
@@ -244,6 +284,25 @@ def ensemble(
         (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         (folder / "README.md").write_text(card(target.name, report, members))
     return report
+
+
+def ensemble(
+    members: list[tuple[Path, Path]],
+    target: Path,
+    backend: str = "opencv",
+    raw: Path | None = None,
+    budget: Budget = Budget(),
+    single: Path | None = None,
+) -> list[dict]:
+    """Score every candidate once (score_candidates), write the folder of the best the budget
+    allows to target and, with single, that of the best single model with its TTA within the
+    same budget (what a default that must be one model is, beside an ensemble by name) to
+    single; returns their reports, target's first."""
+    targets = {target: budget} | ({single: replace(budget, members=1)} if single else {})
+    for folder in targets:  # before minutes of scoring, as replacing_folder will
+        atomic.check_replaceable(folder, MODEL_FOLDER)
+    scores = score_candidates(members, backend, raw, budget)
+    return [write_choice(scores, folder, limits) for folder, limits in targets.items()]
 
 
 TOP = 10  # candidates listed on the card
@@ -419,17 +478,31 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only candidates of at most N members: 1 chooses the best single model and its TTA",
     )
+    parser.add_argument(
+        "--single",
+        type=cli.model_name,
+        metavar="NAME",
+        help="also write the best single model and its TTA within the same limits to --models/NAME, from the "
+        "same scores (a default that must be one model, beside the ensemble by --name)",
+    )
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv")
     args = parser.parse_args(argv)
     if len(args.member) < 2:
         parser.error("an ensemble needs two or more --member")
+    if args.single == args.name:
+        parser.error(f"--single {args.single}: name another folder than --name's")
     try:
         budget = Budget(args.max_passes, args.max_mflops, args.max_members)
-        report = ensemble(args.member, args.models / args.name, args.backend, args.raw, budget)
+        single = args.models / args.single if args.single else None
+        reports = ensemble(args.member, args.models / args.name, args.backend, args.raw, budget, single)
     except (ModelError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"ensemble, TTA {report['tta']}: {headline(report)}; wrote {args.models / args.name}")
+    for report, name in zip(reports, (args.name, args.single)):
+        print(
+            f"{len(report['members'])} of {len(args.member)}, TTA {report['tta']}: {headline(report)}; "
+            f"wrote {args.models / name}"
+        )
     return 0
 
 

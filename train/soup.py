@@ -16,6 +16,7 @@ scores at least as well. BatchNorm's statistics are averaged as the weights are.
 is only reported. The folder is a single model with its card, for predict and make ensemble.
 
     python -m train.soup --member models/a --member models/b --data data/fer2013-rawview --name fer2013_vgg_soup
+    python -m train.soup --ship runs/fer2013_vgg_soup   # one made into runs/, shipped into models/
 
 Exit status: 0 done; 2 bad input (a folder that is not a single model, members of different
 nets, classes, alignment or mean, a dataset that is missing or holds other faces); 130 interrupted.
@@ -231,13 +232,40 @@ def soup(
                 folder / "confusion.png",
             )
             (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-            kept = []  # members outside target's models folder keep their cards beside the soup's
-            for member in folders:
-                if member_card := card_elsewhere(member, target.parent):
-                    shutil.copy(member_card, folder / f"{member.name}.md")
-                    kept.append(member.name)
+            kept = keep_member_cards(folders, target.parent, folder)
             (folder / "README.md").write_text(card(target.name, report, folders, uniform, kept))
     return report
+
+
+def keep_member_cards(folders: list[Path], models: Path, folder: Path) -> list[str]:
+    """Copy into folder, as <member>.md, the cards of the members that lie outside models
+    (card_elsewhere: git keeps no copy of them); returns those members' names."""
+    kept = []
+    for member in folders:
+        if member_card := card_elsewhere(member, models):
+            shutil.copy(member_card, folder / f"{member.name}.md")
+            kept.append(member.name)
+    return kept
+
+
+def ship(source: Path, models: Path) -> Path:
+    """Ship a soup made elsewhere (into an experiment's runs folder) into models under its own
+    name, as `--models models` would have made it, without its minutes of scoring: its files
+    copied, the cards of its candidates outside models kept beside it, and its card written
+    again to name those where their cards put them; returns the new folder. A soup's report
+    has no greedy steps only when it took every member (--uniform)."""
+    ModelFiles.from_dir(source)  # a model folder: ModelError otherwise
+    if not (source / "report.json").is_file() or "steps" not in (
+        report := json.loads((source / "report.json").read_text())
+    ):
+        raise ModelError(f"{source}: not a soup made by python -m train.soup (no report.json)")
+    folders = [Path(candidate) for candidate in report["candidates"]]
+    target = models / source.name
+    with atomic.replacing_folder(target, MODEL_FOLDER) as folder:
+        shutil.copytree(source, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md"))
+        kept = keep_member_cards(folders, models, folder)
+        (folder / "README.md").write_text(card(target.name, report, folders, not report["steps"], kept))
+    return target
 
 
 def member_path(folder: Path, kept: Sequence[str]) -> str:
@@ -311,12 +339,15 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: Sequ
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m train.soup", description=__doc__,
                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--member", type=Path, action="append", required=True, metavar="MODEL_DIR",
+    parser.add_argument("--member", type=Path, action="append", metavar="MODEL_DIR",
                         help="a single model folder fine-tuned from the others' weights; two or more")  # fmt: skip
     parser.add_argument(
-        "--data", type=Path, required=True, help="the dataset the members were trained on (aligned as they were)"
+        "--data", type=Path, help="the dataset the members were trained on (aligned as they were); with --member"
     )
-    parser.add_argument("--name", type=cli.model_name, required=True, help="the soup's name, the folder under --models")
+    parser.add_argument("--ship", type=Path, metavar="SOUP_DIR",
+                        help="instead of making a soup, ship one made into another --models (an experiment's "
+                        "runs) into --models, its card naming its members there; no scoring")  # fmt: skip
+    parser.add_argument("--name", type=cli.model_name, help="the soup's name, the folder under --models; with --member")
     parser.add_argument("--models", type=Path, default=Path("models"), help="default: %(default)s")
     parser.add_argument("--raw", type=Path, metavar="DATA_DIR",
                         help="the same images as plain crops (make preprocess ARGS=--no-align): choose by the mean "
@@ -324,8 +355,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uniform", action="store_true", help="average every member, no choice")
     parser.add_argument("--backend", choices=("opencv", "caffe"), default="opencv", help="what scores the candidates")
     args = parser.parse_args(argv)
-    if len(args.member) < 2:
-        parser.error("a soup needs two or more --member")
+    if args.ship:
+        if args.member or args.name:
+            parser.error("--ship ships a soup made already: give it without --member and --name")
+        try:
+            print(f"shipped {args.ship} into {ship(args.ship, args.models)}")
+        except ModelError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
+    if len(args.member or []) < 2 or not args.data or not args.name:
+        parser.error("a soup needs two or more --member, --data and --name (or --ship SOUP_DIR)")
     try:
         report = soup(args.member, args.data, args.models / args.name, args.raw, args.backend, args.uniform)
     except (ModelError, DatasetError) as error:
