@@ -96,11 +96,11 @@ choose_on_both_paths() {  # ENSEMBLE MODELS DATA CROPS FOLDER...: make ensemble 
   # operations per face (four fer_vgg passes: what the 25 frames/s video target allows); MAX_PASSES=n and
   # MAX_MFLOPS=m allow more, for an ensemble measured rather than shipped; MAX_MEMBERS=1 chooses one model and its TTA;
   # SINGLE=name also writes that choice into MODELS/name from the same scores
-  local name=$1 models=$2 data=$3 crops=$4 folder members=""
+  local name=$1 models=$2 data=$3 crops=$4 folder members="" limits
   shift 4
   for folder in "$@"; do members+="$folder=$data "; done
-  make ensemble MEMBERS="$members" ENSEMBLE="$name" MODELS="$models" ARGS="--raw $crops \
---max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}${MAX_MEMBERS:+ --max-members $MAX_MEMBERS}${SINGLE:+ --single $SINGLE}"
+  limits="--max-passes ${MAX_PASSES:-4} --max-mflops ${MAX_MFLOPS:-552}${MAX_MEMBERS:+ --max-members $MAX_MEMBERS}"
+  make ensemble MEMBERS="$members" ENSEMBLE="$name" MODELS="$models" ARGS="--raw $crops $limits${SINGLE:+ --single $SINGLE}"
 }
 
 as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the two members of the two-net default (the default when
@@ -138,8 +138,8 @@ ship_soup() {  # NAME: make ship-soup of $RUNS/NAME into models/, unless made: a
 ship_default() {  # NAME...: what a recipe ends with when it makes the default, chosen among models/NAMEs by
   # choose_on_both_paths (on $DATA and $CROPS), which scores them once: models/fer2013_default, the best single model
   # and its TTA (predict's default is one model, SINGLE=), and models/fer2013_ensemble, the best of every group, kept
-  # only when more than one model; each calibrated; each NAME neither uses leaves models/ (one restored from history that they use
-  # loses its RESTORED mark: shipped again); then the default through predict itself
+  # only when more than one model; each calibrated; each NAME neither uses leaves models/ (one restored from history
+  # that they use loses its RESTORED mark: shipped again); then the default through predict itself
   # on PrivateTest's crops both ways (out/no_detect_accuracy.json). The cards name DATA and CROPS by the repository
   # folders make preprocess makes them in, wherever they lie
   local name folder chosen=(models/fer2013_default/ensemble.json models/fer2013_ensemble/ensemble.json)

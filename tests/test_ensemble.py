@@ -300,6 +300,8 @@ def test_a_soup_made_into_runs_ships_into_models_with_its_members_cards_and_no_s
     assert soup_main(["--ship", str(top), "--models", str(models)]) == 2  # a model, but not a soup
     assert capsys.readouterr().err == f"error: {top}: not a soup made by python -m train.soup (no report.json)\n"
     assert not (models / "top").exists()
+    assert soup_main(["--ship", str(shipped), "--models", str(models)]) == 2
+    assert capsys.readouterr().err == f"error: {shipped} lies in {models} already: nothing to ship\n"
     with pytest.raises(SystemExit) as exit_info:
         soup_main(["--ship", str(made), "--name", "x"])
     assert exit_info.value.code == 2 and "give it without --member and --name" in capsys.readouterr().err

@@ -255,6 +255,8 @@ def ship(source: Path, models: Path) -> Path:
     again to name those where their cards put them; returns the new folder. A soup's report
     has no greedy steps only when it took every member (--uniform)."""
     ModelFiles.from_dir(source)  # a model folder: ModelError otherwise
+    if source.resolve().parent == models.resolve():
+        raise ModelError(f"{source} lies in {models} already: nothing to ship")
     if not (source / "report.json").is_file() or "steps" not in (
         report := json.loads((source / "report.json").read_text())
     ):
