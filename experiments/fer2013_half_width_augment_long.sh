@@ -8,8 +8,8 @@
 # budget, among the models the default and the ensemble by name use and it, into $RUNS: the best single model
 # (fer2013_single_half_long: would it be the default?) and the best group (fer2013_ensemble_half_long: an
 # independent member?), from one scoring. About 2 h 10 min with two threads on 2 vCPUs of an AMD EPYC with AVX-512
-# (28,709 iterations of about 0.25 s, then 8 min of scoring); make train resumes, and the script run again keeps
-# what it made.
+# (28,709 iterations of about 0.25 s, then 5 min of scoring; twice the iterations for EPOCHS=64); make train
+# resumes, and the script run again keeps what it made.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [SEED=2] [EPOCHS=32] \
 #     bash experiments/fer2013_half_width_augment_long.sh
