@@ -25,6 +25,7 @@ import ctypes
 import glob
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -176,7 +177,12 @@ def _label_shard(shard: int, images: list[str]) -> tuple[int, int]:
 
 
 def run_local(job: dict, todo: list[int], workers: int, bar: tqdm) -> None:
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(job["settings"], os.getpid())) as pool:
+    # spawned, not forked: a fork copies the locks other threads (OpenCV's, a progress bar's)
+    # hold at that moment, and a worker that needs one waits forever
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=spawn, initializer=_start_worker, initargs=(job["settings"], os.getpid())
+    ) as pool:
         for future in as_completed([pool.submit(_label_shard, i, job["shards"][i]) for i in todo]):
             bar.update(future.result()[1])
 
