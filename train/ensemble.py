@@ -259,7 +259,7 @@ def write_choice(scores: Scores, target: Path, budget: Budget) -> dict:
             {
                 "members": [names[i] for i in g],
                 "tta_table": t,
-                **({"raw_tta_table": scores.raw_tables[g]} if scores.raw_tables else {}),
+                **({"raw_tta_table": scores.raw_tables[g]} if scores.raw is not None else {}),
             }
             for g, t in scores.tables.items()
         ],
