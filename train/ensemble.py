@@ -165,23 +165,39 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class PathScores:
+    """What the members scored on one path: the test splits, each group's mean of its members'
+    views per split (averages) and each group's accuracy with every TTA scored (tables); data is
+    the one dataset every member saw (the plain crops), None where each saw its own."""
+
+    splits: dict
+    averages: dict
+    tables: dict
+    data: Path | None = None
+
+
+def score_path(
+    members: list[tuple[Path, Path]], backend: str, count: int, modes: tuple[str, ...], raw: Path | None = None
+) -> tuple[PathScores, tuple[str, ...]]:
+    """Every group's scores on the aligned faces (or, with raw, on those plain crops), and the labels."""
+    views, splits, labels = all_member_views(members, backend, count, raw)
+    averages = group_averages(views, len(members))
+    tables = {group: tta_table(average, splits, modes) for group, average in averages.items()}
+    return PathScores(splits, averages, tables, raw), labels
+
+
+@dataclass(frozen=True)
 class Scores:
-    """Every candidate's probabilities, scored once: each group's mean of its members' views on
-    the aligned faces (averages) and, with raw, on the plain crops (raw_averages), each group's
-    accuracy with every TTA in modes (tables, raw_tables), and what each member costs per view."""
+    """Every candidate's probabilities, scored once: on the aligned faces and, when asked, on
+    the plain crops (raw), with what each member costs per view and the TTA modes scored."""
 
     members: list[tuple[Path, Path]]
     backend: str
     costs: list[float]
     modes: tuple[str, ...]
-    splits: dict
     labels: tuple[str, ...]
-    averages: dict
-    tables: dict
-    raw: Path | None = None
-    raw_splits: dict | None = None
-    raw_averages: dict | None = None
-    raw_tables: dict | None = None
+    aligned: PathScores
+    raw: PathScores | None = None
 
 
 def score_candidates(
@@ -199,47 +215,44 @@ def score_candidates(
     if raw is not None:
         check_plain(raw)
     count = max(TTA_VIEWS[mode] for mode in modes)  # no views that no allowed TTA uses
-    views, splits, labels = all_member_views(members, backend, count)
-    averages = group_averages(views, len(members))
-    tables = {group: tta_table(average, splits, modes) for group, average in averages.items()}
+    aligned, labels = score_path(members, backend, count, modes)
     if raw is None:
-        return Scores(members, backend, costs, modes, splits, labels, averages, tables)
-    raw_views, raw_splits, _ = all_member_views(members, backend, count, raw)
-    check_same_images(raw_splits, splits, raw, members[0][1])
-    raw_averages = group_averages(raw_views, len(members))
-    raw_tables = {group: tta_table(average, raw_splits, modes) for group, average in raw_averages.items()}
-    return Scores(
-        members, backend, costs, modes, splits, labels, averages, tables, raw, raw_splits, raw_averages, raw_tables
-    )
+        return Scores(members, backend, costs, modes, labels, aligned)
+    plain, _ = score_path(members, backend, count, modes, raw)
+    check_same_images(plain.splits, aligned.splits, raw, members[0][1])
+    return Scores(members, backend, costs, modes, labels, aligned, plain)
 
 
 def choose(scores: Scores, budget: Budget) -> tuple[tuple[int, ...], str]:
     """The best group and TTA on PublicTest (see score; fewer members, then fewer views, on a
     tie) among those the budget allows."""
-    raw_tables = scores.raw_tables or {}
+    aligned, raw = scores.aligned.tables, scores.raw.tables if scores.raw else None
+
+    def ranked(choice: tuple[tuple[int, ...], str]) -> tuple[float, int, int]:
+        group, mode = choice
+        return rank(len(group), mode, aligned[group][mode], raw[group][mode] if raw else None)
+
     return min(
         (
             (group, mode)
-            for group in scores.tables
+            for group in aligned
             for mode in scores.modes
             if budget.allows([scores.costs[i] for i in group], mode)
         ),
-        key=lambda choice: rank(
-            len(choice[0]), choice[1], scores.tables[choice[0]][choice[1]], raw_tables.get(choice[0], {}).get(choice[1])
-        ),
+        key=ranked,
     )
 
 
 def write_choice(scores: Scores, target: Path, budget: Budget) -> dict:
     """Write the ensemble folder of the budget's best choice (see choose); returns its report."""
     group, tta = choose(scores, budget)
-    members, labels = scores.members, scores.labels
+    members, labels, aligned, raw = scores.members, scores.labels, scores.aligned, scores.raw
     reports, counts = {}, {}
-    for key, split in scores.splits.items():
-        reports[key], counts[key] = split_report(tta_average(scores.averages[group][key], tta), split, labels)
+    for key, split in aligned.splits.items():
+        reports[key], counts[key] = split_report(tta_average(aligned.averages[group][key], tta), split, labels)
     names = [os.path.relpath(folder.resolve(), target.resolve()) for folder, _ in members]
     chosen = [names[i] for i in group]
-    rule = "PublicTest" if scores.raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
+    rule = "PublicTest" if raw is None else "the mean of PublicTest aligned and PublicTest raw crops"
     limit = "" if budget == Budget() else f", among those of {budget}"
     report = {
         "members": chosen,
@@ -254,23 +267,23 @@ def write_choice(scores: Scores, target: Path, budget: Budget) -> dict:
         "mflops_per_face": mflops_per_face([scores.costs[i] for i in group], tta),
         "backend": scores.backend,
         "splits": reports,
-        "tta_table": scores.tables[group],
+        "tta_table": aligned.tables[group],
         "group_tta_tables": [
             {
                 "members": [names[i] for i in g],
                 "tta_table": t,
-                **({"raw_tta_table": scores.raw_tables[g]} if scores.raw is not None else {}),
+                **({"raw_tta_table": raw.tables[g]} if raw is not None else {}),
             }
-            for g, t in scores.tables.items()
+            for g, t in aligned.tables.items()
         ],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if scores.raw is not None:  # raw_tables, raw_averages and raw_splits with it
-        report["raw_data"] = str(scores.raw)
-        report["raw_tta_table"] = scores.raw_tables[group]
+    if raw is not None:
+        report["raw_data"] = str(raw.data)
+        report["raw_tta_table"] = raw.tables[group]
         report["raw_splits"] = {
-            key: split_report(tta_average(scores.raw_averages[group][key], tta), split, labels)[0]
-            for key, split in scores.raw_splits.items()
+            key: split_report(tta_average(raw.averages[group][key], tta), split, labels)[0]
+            for key, split in raw.splits.items()
         }
     # built beside target, so member paths relative to it still hold
     with atomic.replacing_folder(target, MODEL_FOLDER) as folder:
