@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The default from the half-width net (docs/results.md, "Half the width: fer_vgg13_half"): its recipe,
 # experiments/fer2013_half_width_net.sh, with SEED=1 and SEED=2 (each skips what it made already); the four
-# models they made go into models/ with their cards (a student keeps its start's card as start.md), and
+# models they made go into models/ with their cards (a student keeps its start's card as <start>.md), and
 # ship_default chooses models/fer2013_ensemble among them and the previous default's two members by the
 # default's rule (the mean of PublicTest aligned and on plain crops, within 552 million operations and four
 # net passes per face), calibrates it and leaves in models/ what it uses. About 4 h 10 min on 2 vCPUs of an

@@ -280,8 +280,9 @@ def test_a_soup_made_into_runs_ships_into_models_with_its_members_cards_and_no_s
     data, runs, models = faint_dataset(tmp_path / "data"), tmp_path / "runs", tmp_path / "models"
     runs.mkdir()
     top, bottom = half_model(runs / "top", range(3)), half_model(runs / "bottom", range(3, 6))
-    for member in (top, bottom):  # shipped into runs by an experiment, each with its card
+    for member in (top, bottom):  # shipped into runs by an experiment, each with its card and its start's
         (member / "README.md").write_text(f"# {member.name}\nits commands\n")
+        (member / "start.md").write_text("# start\nthe commands that make both members' start\n")
     members = ["--member", str(top), "--member", str(bottom)]
     assert soup_main([*members, "--data", str(data), "--name", "pair", "--models", str(runs), "--uniform"]) == 0
     made = runs / "pair"
@@ -295,8 +296,10 @@ def test_a_soup_made_into_runs_ships_into_models_with_its_members_cards_and_no_s
         assert (shipped / name).read_bytes() == (made / name).read_bytes()
     card = (shipped / "README.md").read_text()
     assert "--member models/top --member models/bottom " in card and "(`top.md`, `bottom.md`)" in card
+    assert "by this project (`models/top`, `models/bottom`)" in card and str(runs) not in card
     assert "used to choose" not in card  # still the uniform soup's card
     assert (shipped / "top.md").read_text() == "# top\nits commands\n"
+    assert (shipped / "start.md").read_text() == (top / "start.md").read_text()  # the members' descent too
     assert soup_main(["--ship", str(top), "--models", str(models)]) == 2  # a model, but not a soup
     assert capsys.readouterr().err == f"error: {top}: not a soup made by python -m train.soup (no report.json)\n"
     assert not (models / "top").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ferlib.model_folder import ModelError
 from train.evaluate import evaluate
 from train.run import ROOT, train
 from train_files import make_dataset, make_tiny_net
@@ -157,32 +158,60 @@ def test_a_card_says_how_to_get_back_the_models_it_started_from() -> None:
     # a model trained on from itself under its own name, or from weights outside models/: nothing to restore
     assert restore_hint(["make train WEIGHTS=models/ferplus_vgg/ferplus_vgg.caffemodel"], {"ferplus_vgg"}) == []
     assert restore_hint(["make train WEIGHTS=/tmp/x.caffemodel"], {"x"}) == []
-    # a start whose card the model keeps as start.md: its commands make it, git history has none
+    # a start whose card the model keeps: its commands make it, git history may have none
     assert restore_hint(["make train WEIGHTS=models/step/step.caffemodel"], {"x", "step"}) == []
 
 
-def test_a_model_started_from_a_step_outside_models_keeps_its_card(tmp_path: Path, caffe_tool: str) -> None:
-    """An experiment ships a step into its runs folder and trains on from it: the model
-    shipped into models/ carries the step's card as start.md (git keeps no copy of the step)
-    and names the weights where that card's make ship puts them."""
-    from train.ship import START_CARD, ship
+def test_the_cards_a_model_keeps_are_those_of_its_descent_one_per_name(tmp_path: Path) -> None:
+    from train.ship import keep_cards, lineage
+
+    start, kept = tmp_path / "runs/start", tmp_path / "model"
+    assert lineage(start) == {}  # not a model folder with a card
+    start.mkdir(parents=True)
+    kept.mkdir()
+    (start / "README.md").write_text("# start\n")
+    (start / "first.md").write_text("# first\n")
+    assert lineage(start) == {"start.md": start / "README.md", "first.md": start / "first.md"}
+    keep_cards(lineage(start), kept)
+    keep_cards(lineage(start), kept)  # a sibling of one start keeps the same cards again
+    assert (kept / "start.md").read_text() == "# start\n" and (kept / "first.md").read_text() == "# first\n"
+    (start / "first.md").write_text("# another first\n")
+    with pytest.raises(ModelError, match=f"{start / 'first.md'}: another card named first.md is kept in"):
+        keep_cards(lineage(start), kept)
+    assert (kept / "first.md").read_text() == "# first\n"
+    (start / "start.md").write_text("# an older start of that name\n")
+    with pytest.raises(ModelError, match="start.md: a card named like the folder's own"):
+        lineage(start)
+
+
+def test_a_model_keeps_the_cards_of_every_model_it_descends_from(tmp_path: Path, caffe_tool: str) -> None:
+    """An experiment ships each step of a chain into its runs folder (git keeps no copy) and
+    trains on from it: each step keeps its start's card as <start>.md with the cards that start
+    kept, so the model shipped into models/ from the last step says how to make every step, and
+    names each start's weights where that start's card's make ship puts them."""
+    from train.ship import ship
 
     data = shippable_dataset(tmp_path / "data")
     net = make_tiny_net(tmp_path / "tiny")
-    train(str(net), data, tmp_path / "runs", "first", epochs=2, caffe=caffe_tool)
-    evaluate(data, tmp_path / "runs/first/eval", "none", "opencv", run=tmp_path / "runs/first")
-    step = ship(tmp_path / "runs/first", "step", tmp_path / "runs")
-    weights = step / "step.caffemodel"
-    train(str(net), data, tmp_path / "runs", "second", epochs=2, caffe=caffe_tool, weights=weights)
-    evaluate(data, tmp_path / "runs/second/eval", "none", "opencv", run=tmp_path / "runs/second")
-    model = ship(tmp_path / "runs/second", "final", tmp_path / "models")
-    assert (model / START_CARD).read_text() == (step / "README.md").read_text()
+    runs = tmp_path / "runs"
+
+    def trained(run: str, weights: Path | None = None) -> Path:
+        train(str(net), data, runs, run, epochs=2, caffe=caffe_tool, weights=weights)
+        evaluate(data, runs / run / "eval", "none", "opencv", run=runs / run)
+        return runs / run
+
+    step = ship(trained("first"), "step", runs)
+    assert sorted(path.name for path in step.glob("*.md")) == ["README.md"]  # from random weights
+    step2 = ship(trained("second", step / "step.caffemodel"), "step2", runs)  # beside its start
+    assert (step2 / "step.md").read_text() == (step / "README.md").read_text()
+    model = ship(trained("third", step2 / "step2.caffemodel"), "final", tmp_path / "models")
+    assert (model / "step2.md").read_text() == (step2 / "README.md").read_text()
+    assert (model / "step.md").read_text() == (step / "README.md").read_text()
+    assert "WEIGHTS=models/step/step.caffemodel" in (model / "step2.md").read_text()
     text = (model / "README.md").read_text()
-    assert "WEIGHTS=models/step/step.caffemodel" in text and str(tmp_path) not in text
-    assert f"kept beside this one as `{START_CARD}`" in text and "make restore" not in text
-    # trained on again from the shipped model itself (a model of models/): no start.md, the path as given
-    train(str(net), data, tmp_path / "runs", "third", epochs=2, caffe=caffe_tool, weights=model / "final.caffemodel")
-    evaluate(data, tmp_path / "runs/third/eval", "none", "opencv", run=tmp_path / "runs/third")
-    again = ship(tmp_path / "runs/third", "again", tmp_path / "models")
-    assert not (again / START_CARD).exists()
-    assert f"WEIGHTS={model / 'final.caffemodel'}" in (again / "README.md").read_text()
+    assert "WEIGHTS=models/step2/step2.caffemodel" in text and str(tmp_path) not in text
+    assert "kept beside this one as `step2.md`" in text and "make restore" not in text
+    # trained on from itself and shipped under its own name: git history keeps the card it replaces
+    again = ship(trained("fourth", model / "final.caffemodel"), "final", tmp_path / "models")
+    assert sorted(path.name for path in again.glob("*.md")) == ["README.md"]
+    assert "the model this one replaced under the same name" in (again / "README.md").read_text()

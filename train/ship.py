@@ -3,9 +3,9 @@
 Copies the PublicTest-selected snapshot that `make evaluate` chose, deploy.prototxt, the
 training mean, the label names and the evaluation pictures into models/<name>/, and writes
 README.md (the model card) from run.json, the data manifest and report.json, so that every
-number on the card comes from those files. A run warm-started from a model that is not in
-models/ (a step an experiment shipped into its runs folder) keeps that model's card too, as
-start.md: the commands that make the start.
+number on the card comes from those files. A run warm-started from a model folder keeps that
+model's card too, as <start>.md, and the cards it kept of its own starts: the commands that
+make each model of its descent, wherever (a runs folder, git history) those models lie now.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ferlib import atomic, cli
 from ferlib.classes import FER2013
 from ferlib.dataset import read_manifest, split_names, template
 from ferlib.faces import DEFAULT_TEMPLATE
-from ferlib.model_folder import MODEL_FOLDER, write_model
+from ferlib.model_folder import MODEL_FOLDER, ModelError, write_model
 from train.caffe_log import parse
 from train.evaluate import names, peak_on_test, peak_sentence, per_class_markdown, tta_markdown
 from train.run import caffe_pb2
@@ -284,26 +284,34 @@ def soft_targets_lines(soft: dict, data: Path, data_arg: str = "") -> tuple[str,
     return f" SOFT={name} SOFT_WEIGHT={soft['weight']:g}", line, command
 
 
-START_CARD = "start.md"
+def lineage(folder: Path) -> dict[str, Path]:
+    """The cards a model made from the model folder keeps (a warm start, a soup's member), by the
+    name each lies under beside it: the folder's own card as <folder>.md and the cards it keeps
+    of the models it descends from; empty when it has no card. An experiment ships each step of
+    a chain into its runs folder, which git keeps no copy of, so each step carries the cards of
+    all before it, and the model shipped from the last says how to make every step."""
+    card, own = folder / "README.md", folder / f"{folder.name}.md"
+    if not card.is_file():
+        return {}
+    if own.exists():
+        raise ModelError(f"{own}: a card named like the folder's own, which a model made from it keeps under that name")
+    return {own.name: card} | {path.name: path for path in sorted(folder.glob("*.md")) if path != card}
 
 
-def card_elsewhere(folder: Path, models: Path) -> Path | None:
-    """The card of a model folder that a new model is made from (a warm start, a soup's member),
-    when that folder lies outside `models` (a model an experiment shipped into its runs folder, a
-    step towards the new one, not a model a user would choose): git keeps no copy of it, so the
-    new model keeps its card (ship as start.md, soup as <member>.md), whose commands make it again
-    in models/. None otherwise (no card there, or a model of `models`, which git history keeps)."""
-    card = folder / "README.md"
-    if card.is_file() and folder.parent.resolve() != models.resolve():
-        return card
-    return None
+def keep_cards(cards: dict[str, Path], folder: Path) -> None:
+    """Copy cards (see lineage) into folder under their names; ModelError when two different
+    cards would lie under one name (two models of one name in one model's descent)."""
+    for name, path in cards.items():
+        if (folder / name).is_file() and (folder / name).read_bytes() != path.read_bytes():
+            raise ModelError(f"{path}: another card named {name} is kept in {folder} already")
+        shutil.copy(path, folder / name)
 
 
 def card(
     name: str, run: Path, info: dict, manifest: dict, report: dict, seconds: float, start_card: bool = False
 ) -> str:
     """The model card, in Markdown; start_card: the card of the weights it started from is
-    beside it (card_elsewhere)."""
+    beside it (lineage)."""
     schedule, val, test = info["schedule"], report["splits"]["val"], report["splits"]["test"]
     val_name, test_name = names(report).values()
     how = recipe(run)
@@ -317,7 +325,7 @@ def card(
     aligned_onto = f"onto the `{aligned}` template" if aligned else "skipped (`--no-align`: plain crops)"
     start = info.get("weights")
     start_path, start_name = "", ""
-    if start:  # a start kept as start.md is named where its own card's make ship puts it
+    if start:  # a start whose card is kept is named where that card's make ship puts it
         start_name = Path(start["path"]).parent.name
         start_path = f"models/{start_name}/{Path(start['path']).name}" if start_card else start["path"]
     weights = f" WEIGHTS={start_path}" if start else ""
@@ -386,7 +394,7 @@ def card(
             [
                 f"- Initialised from `{start_path}` (sha256 `{start['sha256']}`, "
                 + (
-                    f"its own card, kept beside this one as `{START_CARD}`, says how to make it"
+                    f"its own card, kept beside this one as `{start_name}.md`, says how to make it"
                     if start_card
                     else "its own card says how it was trained"
                 )
@@ -453,10 +461,11 @@ def ship(run: Path, name: str, models: Path) -> Path:
         every_snapshot = ("snapshots.png",) if peak_on_test(report.get("candidates", [])) else ()
         for picture in ("confusion.png", "curves.png", "report.json", *every_snapshot):
             shutil.copy(evaluation / picture, folder / picture)
-        start_card = card_elsewhere(Path(info["weights"]["path"]).parent, models) if info.get("weights") else None
-        if start_card:
-            shutil.copy(start_card, folder / START_CARD)
-        (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds, start_card is not None))
+        start = Path(info["weights"]["path"]).parent if info.get("weights") else None
+        # not the card of a model this one replaces under its name: git history keeps that one
+        cards = lineage(start) if start is not None and start.name != name else {}
+        keep_cards(cards, folder)
+        (folder / "README.md").write_text(card(name, run, info, manifest, report, seconds, bool(cards)))
     return target
 
 
@@ -470,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         target = ship(args.run, args.name, args.models)
-    except (FileNotFoundError, KeyError, ValueError) as error:
+    except (FileNotFoundError, KeyError, ValueError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {target}")

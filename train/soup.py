@@ -44,7 +44,7 @@ from ferlib.model_folder import MODEL_FOLDER, ModelError, ModelFiles, write_mode
 from train import plots
 from train.ensemble import check_alignment, check_plain, check_same_images, closing_sections, preprocess_lines, score
 from train.evaluate import headline, split_report, split_views, tta_markdown, tta_table
-from train.ship import card_dataset, card_elsewhere
+from train.ship import card_dataset, keep_cards, lineage
 
 Params = dict[str, list[np.ndarray]]  # layer name -> its blobs
 
@@ -238,12 +238,14 @@ def soup(
 
 
 def keep_member_cards(folders: list[Path], models: Path, folder: Path) -> list[str]:
-    """Copy into folder, as <member>.md, the cards of the members that lie outside models
-    (card_elsewhere: git keeps no copy of them); returns those members' names."""
+    """Copy into folder the cards (see lineage: <member>.md and those it kept of its starts) of
+    the members that lie outside models (a step an experiment shipped into its runs folder, which
+    git keeps no copy of; a soup beside its members names them where they lie); returns those
+    members' names."""
     kept = []
     for member in folders:
-        if member_card := card_elsewhere(member, models):
-            shutil.copy(member_card, folder / f"{member.name}.md")
+        if member.parent.resolve() != models.resolve() and (cards := lineage(member)):
+            keep_cards(cards, folder)
             kept.append(member.name)
     return kept
 
@@ -276,16 +278,20 @@ def member_path(folder: Path, kept: Sequence[str]) -> str:
 
 
 def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: Sequence[str] = ()) -> str:
-    """The soup's model card, in Markdown; kept: the members whose cards lie beside it (card_elsewhere),
+    """The soup's model card, in Markdown; kept: the members whose cards lie beside it (lineage),
     named where their own cards' make ship puts them."""
     test, val, raw = report["splits"]["test"], report["splits"]["val"], report.get("raw_splits")
-    members = ", ".join(f"`{m}`" for m in report["members"])
+
+    def shown(member: str) -> str:  # named as the card's command names it
+        return f"`{member_path(Path(member), kept)}`"
+
+    members = ", ".join(shown(m) for m in report["members"])
     lines = [
         f"# {name}",
         "",
         f"One Caffe model whose weights are the average of {len(report['members'])} models shipped by this "
         f"project ({members}), BatchNorm statistics averaged alike; it runs once per face. Chosen from "
-        f"{', '.join(f'`{c}`' for c in report['candidates'])}: {report['selection']}.",
+        f"{', '.join(shown(c) for c in report['candidates'])}: {report['selection']}.",
         "",
         "| | |",
         "|---|---|",
@@ -312,7 +318,7 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: Sequ
             cells = f"{step['alone']['val']:.4f} | {step['soup']['val']:.4f}"
             if raw:
                 cells += f" | {step['alone']['raw_val']:.4f} | {step['soup']['raw_val']:.4f}"
-            lines.append(f"| `{step['member']}` | {cells} | {'yes' if step['kept'] else 'no'} |")
+            lines.append(f"| {shown(step['member'])} | {cells} | {'yes' if step['kept'] else 'no'} |")
     lines += ["", "## Test-time augmentation", "", *tta_markdown(report)]
     options = (f" --raw {card_dataset(Path(report['raw_data']))}" if raw else "") + (" --uniform" if uniform else "")
     lines += [
