@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A run's last snapshots averaged (docs/results.md, "Two probes that did not pay"): the weights of a run's snapshots
+# A run's last snapshots averaged (docs/results.md, "Three probes that did not pay"): the weights of a run's snapshots
 # from iteration FROM on (its last learning-rate phases), averaged uniformly with their BatchNorm statistics by
 # make soup, as stochastic weight averaging averages the tail of one trajectory. MODEL is the model folder shipped
 # from that run (its deploy, mean, labels and alignment serve each snapshot); the snapshots become model folders under
