@@ -232,19 +232,19 @@ def soup(
                 folder / "confusion.png",
             )
             (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-            kept = keep_member_cards(folders, target.parent, folder)
+            kept = keep_member_cards(folders, folder)
             (folder / "README.md").write_text(card(target.name, report, folders, uniform, kept))
     return report
 
 
-def keep_member_cards(folders: list[Path], models: Path, folder: Path) -> list[str]:
-    """Copy into folder the cards (see lineage: <member>.md and those it kept of its starts) of
-    the members that lie outside models (a step an experiment shipped into its runs folder, which
-    git keeps no copy of; a soup beside its members names them where they lie); returns those
-    members' names."""
+def keep_member_cards(folders: list[Path], folder: Path) -> list[str]:
+    """Copy into folder the cards of the members that have one (see lineage: <member>.md and
+    those it kept of its starts), wherever they lie: a member an experiment shipped into its runs
+    folder has no copy in git, and a model later started from the soup keeps the soup's cards in
+    turn; returns those members' names."""
     kept = []
     for member in folders:
-        if member.parent.resolve() != models.resolve() and (cards := lineage(member)):
+        if cards := lineage(member):
             keep_cards(cards, folder)
             kept.append(member.name)
     return kept
@@ -253,8 +253,8 @@ def keep_member_cards(folders: list[Path], models: Path, folder: Path) -> list[s
 def ship(source: Path, models: Path) -> Path:
     """Ship a soup made elsewhere (into an experiment's runs folder) into models under its own
     name, as `--models models` would have made it, without its minutes of scoring: its files
-    copied, the cards of its candidates outside models kept beside it, and its card written
-    again to name those where their cards put them; returns the new folder. A soup's report
+    copied, the cards of its candidates kept beside it, and its card written again to name them
+    where their cards put them; returns the new folder. A soup's report
     has no greedy steps only when it took every member (--uniform)."""
     ModelFiles.from_dir(source)  # a model folder: ModelError otherwise
     if source.resolve().parent == models.resolve():
@@ -267,7 +267,7 @@ def ship(source: Path, models: Path) -> Path:
     target = models / source.name
     with atomic.replacing_folder(target, MODEL_FOLDER) as folder:
         shutil.copytree(source, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md"))
-        kept = keep_member_cards(folders, models, folder)
+        kept = keep_member_cards(folders, folder)
         (folder / "README.md").write_text(card(target.name, report, folders, not report["steps"], kept))
     return target
 
@@ -331,9 +331,8 @@ def card(name: str, report: dict, folders: list[Path], uniform: bool, kept: Sequ
         "```",
         *(
             [
-                f"Members not kept in `models/` ({', '.join(f'`{member}`' for member in kept)}): each one's card "
-                f"lies beside this one ({', '.join(f'`{member}.md`' for member in kept)}), with the commands that "
-                "make it there."
+                f"Each member's card lies beside this one ({', '.join(f'`{member}.md`' for member in kept)}): "
+                "its commands make the member in `models/`."
             ]
             if kept
             else []
