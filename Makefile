@@ -72,10 +72,10 @@ preprocess: $(VENV)/.all-deps ## FER2013 csv -> aligned LMDBs + mean (FER2013=cs
 NET ?= fer_reference
 EPOCHS ?= 150
 RUNS ?= runs
-RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS) $(if $(SEED),SEED=$(SEED)) $(if $(AUGMENT),AUGMENT=$(AUGMENT)) $(if $(SOFT),SOFT=$(SOFT)) $(if $(SOFT_WEIGHT),SOFT_WEIGHT=$(SOFT_WEIGHT)) $(if $(LR),LR=$(LR)) $(if $(LR_POLICY),LR_POLICY=$(LR_POLICY)))  # the run's name, made in one place
+RUN ?= $(shell $(PY) -m ferlib.runs $(NET) $(EPOCHS) $(WEIGHTS) $(if $(SEED),SEED=$(SEED)) $(if $(AUGMENT),AUGMENT=$(AUGMENT)) $(if $(SOFT),SOFT=$(SOFT)) $(if $(SOFT_WEIGHT),SOFT_WEIGHT=$(SOFT_WEIGHT)) $(if $(LR),LR=$(LR)) $(if $(LR_POLICY),LR_POLICY=$(LR_POLICY)) $(if $(MIXUP),MIXUP=$(MIXUP)))  # the run's name, made in one place
 
-train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start; SEED=n; AUGMENT=fer (prototxt/augment/); LR=0.001; LR_POLICY=poly; SOFT=train_targets_lmdb SOFT_WEIGHT=0.5
-	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(SEED),--seed $(SEED)) $(if $(AUGMENT),--augment $(AUGMENT)) $(if $(LR),--base-lr $(LR)) $(if $(LR_POLICY),--lr-policy $(LR_POLICY)) $(if $(SOFT),--soft $(SOFT) $(if $(SOFT_WEIGHT),--soft-weight $(SOFT_WEIGHT))) $(ARGS)
+train: install ## train NET (default fer_reference) for EPOCHS (150) on DATA into RUNS/RUN; resumes; WEIGHTS=x.caffemodel: warm start; SEED=n; AUGMENT=fer (prototxt/augment/); LR=0.001; LR_POLICY=poly; SOFT=train_targets_lmdb SOFT_WEIGHT=0.5; MIXUP=0.2
+	$(PY) -m train --net $(NET) --epochs $(EPOCHS) --data $(DATA) --runs $(RUNS) --run $(RUN) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(SEED),--seed $(SEED)) $(if $(AUGMENT),--augment $(AUGMENT)) $(if $(LR),--base-lr $(LR)) $(if $(LR_POLICY),--lr-policy $(LR_POLICY)) $(if $(SOFT),--soft $(SOFT) $(if $(SOFT_WEIGHT),--soft-weight $(SOFT_WEIGHT))) $(if $(MIXUP),--mixup $(MIXUP)) $(ARGS)
 
 evaluate: $(VENV)/.all-deps ## score RUNS/RUN (best snapshot on PublicTest) or MODEL=dir on PublicTest + PrivateTest
 	$(PY) -m train.evaluate $(if $(MODEL),--model $(MODEL),--run $(RUNS)/$(RUN)) --data $(DATA) $(ARGS)

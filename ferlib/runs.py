@@ -18,14 +18,16 @@ def run_name(
     soft_weight: float = SOFT_WEIGHT,
     base_lr: float | None = None,
     lr_policy: str | None = None,
+    mixup: float | None = None,
 ) -> str:
     """<net>-e<epochs>, plus -aug-<augmentation name> when training images are augmented,
-    -soft-<targets name>-w<weight> with soft targets, -from-<weights file name> for a warm start,
-    -lr<rate> for a learning rate, -<policy> for a learning rate policy other than multistep and
-    -seed<n> for a seed of the user's: two runs that differ in any of these never share a folder
-    (a resumed run would otherwise continue the other one)."""
+    -soft-<targets name>-w<weight> with soft targets, -mixup<alpha> with mixup, -from-<weights
+    file name> for a warm start, -lr<rate> for a learning rate, -<policy> for a learning rate
+    policy other than multistep and -seed<n> for a seed of the user's: two runs that differ in
+    any of these never share a folder (a resumed run would otherwise continue the other one)."""
     augmented = f"-aug-{Path(augment).stem}" if augment else ""
     augmented += f"-soft-{Path(soft).name}-w{soft_weight:g}" if soft else ""
+    augmented += f"-mixup{mixup:g}" if mixup else ""
     start = f"-from-{Path(weights).stem}" if weights else ""
     start += f"-lr{base_lr:g}" if base_lr is not None else ""
     start += f"-{lr_policy}" if lr_policy not in (None, "multistep") else ""
@@ -36,10 +38,10 @@ def run_name(
 if (
     __name__ == "__main__"
 ):  # the Makefile asks: python -m ferlib.runs NET EPOCHS [WEIGHTS] [SEED=n] [AUGMENT=x] [SOFT=y] [SOFT_WEIGHT=w] [LR=r]
-    # [LR_POLICY=p]
+    # [LR_POLICY=p] [MIXUP=a]
     import sys
 
-    options = ("SEED=", "AUGMENT=", "SOFT=", "SOFT_WEIGHT=", "LR=", "LR_POLICY=")
+    options = ("SEED=", "AUGMENT=", "SOFT=", "SOFT_WEIGHT=", "LR=", "LR_POLICY=", "MIXUP=")
     given = sys.argv[3:]
     named = dict(a.split("=", 1) for a in given if a.startswith(options))
     weights = [a for a in given if not a.startswith(options)]
@@ -59,5 +61,6 @@ if (
             soft_weight,
             base_lr,
             named.get("LR_POLICY"),
+            float(named["MIXUP"]) if "MIXUP" in named else None,
         )
     )

@@ -279,6 +279,56 @@ def test_soft_targets_train_and_are_checked(tmp_path: Path, caffe_tool: str) -> 
             train(str(net), data, tmp_path / "runs", f"x-{name}", epochs=1, caffe=caffe_tool, soft=wrong / name)
 
 
+@pytest.mark.parametrize("soft_weight", [None, 0.7])
+def test_mixup_trains_on_the_cross_entropy_with_the_mixed_target(
+    tmp_path: Path, pycaffe: object, soft_weight: float | None
+) -> None:
+    data = make_dataset(tmp_path / "data")
+    soft = (soft_targets(data, 2), soft_weight) if soft_weight else None
+    net_dir_ = make_tiny_net(tmp_path / "tiny")
+    write_net(net_dir_ / "train_val.prototxt", tmp_path / "tv.prototxt", data, 30, 2, soft=soft, mixup=0.4)
+    written = text_format.Parse((tmp_path / "tv.prototxt").read_text(), caffe_pb2().NetParameter())
+    (mixup,) = (x for x in written.layer if x.type == "Mixup")
+    assert mixup.mixup_param.alpha == pytest.approx(0.4) and mixup.mixup_param.label_classes == 2
+    assert list(mixup.top)[0] == "data" and list(mixup.bottom)[-1] == "label/unmixed"
+    (hard,) = (x for x in written.layer if x.type == "SoftmaxWithLoss")
+    assert [rule.phase for rule in hard.include] == [caffe_pb2().TEST]  # the integer labels' loss: TEST only
+    net = pycaffe.Net(str(tmp_path / "tv.prototxt"), pycaffe.TRAIN)
+    mixed_rows = 0
+    for _ in range(4):
+        net.forward()
+        one_hot = net.blobs["mixup/one_hot"].data
+        target = net.blobs["mixup/target" if soft else "mixup/one_hot"].data
+        if soft:
+            np.testing.assert_allclose(target, 0.7 * net.blobs["soft/mixed"].data + 0.3 * one_hot, rtol=1e-5)
+        np.testing.assert_allclose(target.sum(axis=1), 1, rtol=1e-5)
+        mixed_rows += int(((one_hot > 0.01) & (one_hot < 0.99)).any(axis=1).sum())
+        logits = net.blobs["fc"].data.astype(np.float64)
+        log_p = logits - logits.max(axis=1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+        assert float(net.blobs["mixup_loss"].data) == pytest.approx(-(target * log_p).sum(axis=1).mean(), rel=1e-4)
+    assert mixed_rows > 0  # some rows mix two classes
+    tested = pycaffe.Net(str(tmp_path / "tv.prototxt"), pycaffe.TEST)  # TEST: no mixup, the usual loss
+    assert "loss" in tested.outputs and "mixup_loss" not in tested.blobs
+
+
+def test_mixup_runs_are_named_recorded_and_resumed_only_as_begun(tmp_path: Path, caffe_tool: str) -> None:
+    from train.ship import recipe
+
+    data = make_dataset(tmp_path / "data")
+    net = make_tiny_net(tmp_path / "tiny")
+    info = train(str(net), data, tmp_path / "runs", "r", epochs=3, caffe=caffe_tool, mixup=0.2)
+    assert info["status"] == "done" and info["mixup"] == 0.2
+    assert "Beta(0.2, 0.2)" in recipe(tmp_path / "runs/r")["augment"]
+    assert "mixup_loss" in (tmp_path / "runs/r/caffe.log").read_text()
+    for other in (None, 0.4):
+        with pytest.raises(TrainError, match=f"trains with mixup 0.2, not {other}"):
+            train(str(net), data, tmp_path / "runs", "r", epochs=3, caffe=caffe_tool, mixup=other)
+    command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "32", "AUGMENT=fer", "MIXUP=0.2", "SEED=3"]
+    named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert named == "fer_vgg-e32-aug-fer-mixup0.2-seed3"
+
+
 def test_run_names_say_how_a_run_differs_from_the_default() -> None:
     command = [sys.executable, "-m", "ferlib.runs", "fer_vgg", "36", "models/m/m.caffemodel", "SEED=2", "AUGMENT=fer"]
     named = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()

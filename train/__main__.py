@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     parser.add_argument(
         "--run",
-        help="run name (default: <net>-e<epochs>, + -aug-, -soft-, -from-, -lr, -poly, -seed parts for the options "
-        "given)",
+        help="run name (default: <net>-e<epochs>, + -aug-, -soft-, -mixup, -from-, -lr, -poly, -seed parts for the "
+        "options given)",
     )
     parser.add_argument(
         "--weights",
@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--mixup",
+        type=cli.number(0.01, 100),
+        metavar="ALPHA",
+        help="train on mixed examples (mixup): each training image and its target become a weighted mean of "
+        "theirs and another image's of the batch, the weight drawn from Beta(ALPHA, ALPHA), e.g. 0.2; "
+        "with --soft the target mixes soft targets and labels (default: off)",
+    )
+    parser.add_argument(
         "--caffe",
         default=str(Path(sys.executable).parent / "caffe"),
         help="the caffe tool (default: the one make install links into .venv/bin)",
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         args.soft_weight,
         args.base_lr,
         args.lr_policy,
+        args.mixup,
     )
     try:
         info = train(
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             args.soft,
             args.soft_weight,
             args.lr_policy,
+            args.mixup,
         )
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -152,33 +152,89 @@ def fresh_layers(net_file: Path, stored: dict[str, int]) -> list[str]:
     return [layer.name for layer in net.layer if layer.type in PARAMETER_LAYERS and layer.name not in stored]
 
 
-SOFT_LAYERS = """
+SOFT_TARGETS = """
 layer {{ name: "soft/targets" type: "Data" top: "soft/targets" include {{ phase: TRAIN }}
   data_param {{ source: "{source}" batch_size: {batch} backend: LMDB }} }}
 layer {{ name: "soft/flat" type: "Reshape" bottom: "soft/targets" top: "soft/flat" include {{ phase: TRAIN }}
   reshape_param {{ shape {{ dim: 0 dim: -1 }} }} }}
-layer {{ name: "soft/prob" type: "Softmax" bottom: "{logits}" top: "soft/prob" include {{ phase: TRAIN }} }}
-layer {{ name: "soft/log" type: "Log" bottom: "soft/prob" top: "soft/log" include {{ phase: TRAIN }}
+"""
+
+CROSS_ENTROPY = """
+layer {{ name: "{name}/prob" type: "Softmax" bottom: "{logits}" top: "{name}/prob" include {{ phase: TRAIN }} }}
+layer {{ name: "{name}/log" type: "Log" bottom: "{name}/prob" top: "{name}/log" include {{ phase: TRAIN }}
   log_param {{ shift: 1e-12 }} }}
-layer {{ name: "soft/product" type: "Eltwise" bottom: "soft/log" bottom: "soft/flat" top: "soft/product"
+layer {{ name: "{name}/product" type: "Eltwise" bottom: "{name}/log" bottom: "{target}" top: "{name}/product"
   include {{ phase: TRAIN }} eltwise_param {{ operation: PROD }} }}
-layer {{ name: "soft/loss" type: "Reduction" bottom: "soft/product" top: "soft_loss" include {{ phase: TRAIN }}
+layer {{ name: "{name}/loss" type: "Reduction" bottom: "{name}/product" top: "{name}_loss" include {{ phase: TRAIN }}
   reduction_param {{ operation: SUM coeff: {coeff} }} loss_weight: {weight} }}
 """
+
+
+def layers(text: str) -> list:
+    return list(text_format.Parse(text, caffe_pb2().NetParameter()).layer)
+
+
+def cross_entropy(name: str, logits: str, target: str, batch: int, weight: float) -> list:
+    """weight x the cross-entropy of target (a probability vector per image) with the softmax of
+    logits, -sum t log p averaged over the batch, from Caffe's own layers (Softmax, Log,
+    Eltwise, Reduction): no patch and no new gradient."""
+    return layers(CROSS_ENTROPY.format(name=name, logits=logits, target=target, coeff=-1 / batch, weight=weight))
 
 
 def add_soft_loss(net, source: Path, batch: int, weight: float) -> None:
     """Train on soft targets too: a second Data layer reads one probability vector per
     training image from source (an LMDB in the training LMDB's order: the two layers read
     in lockstep), and the loss becomes weight x their cross-entropy with the net's softmax
-    (-sum t log p, averaged over the batch) + (1 - weight) x the hard-label loss. Built from
-    Caffe's own layers (Softmax, Log, Eltwise, Reduction), so no patch and no new gradient."""
-    layer = classifier(net, "SoftmaxWithLoss")
+    + (1 - weight) x the hard-label loss."""
+    logits = classifier(net, "SoftmaxWithLoss").top[0]
     hard = next(x for x in net.layer if x.type == "SoftmaxWithLoss")
     del hard.loss_weight[:]
     hard.loss_weight.append(1 - weight)
-    text = SOFT_LAYERS.format(source=source, batch=batch, logits=layer.top[0], coeff=-1 / batch, weight=weight)
-    net.layer.extend(text_format.Parse(text, caffe_pb2().NetParameter()).layer)
+    net.layer.extend(layers(SOFT_TARGETS.format(source=source, batch=batch)))
+    net.layer.extend(cross_entropy("soft", logits, "soft/flat", batch, weight))
+
+
+def add_mixup(net, alpha: float, classes: int, batch: int, soft: tuple[Path, float] | None = None) -> None:
+    """Train on mixed examples (patch 0005's Mixup layer, alpha its Beta(alpha, alpha)): the
+    TRAIN Data layer's image and label go through Mixup, with the soft targets when given, and
+    the training loss becomes one cross-entropy against the mixed target, weight x the soft
+    targets + (1 - weight) x the one-hot labels (the same loss as add_soft_loss's, cross-entropy
+    being linear in its target, for unmixed examples). The hard-label loss stays for TEST."""
+    pb2 = caffe_pb2()
+    data = next(x for x in net.layer if x.type == "Data" and (not x.include or x.include[0].phase == pb2.TRAIN))
+    image, label = data.top
+    data.top[:] = [f"{image}/unmixed", f"{label}/unmixed"]
+    logits = classifier(net, "SoftmaxWithLoss").top[0]
+    hard = next(x for x in net.layer if x.type == "SoftmaxWithLoss")
+    hard.include.add().phase = pb2.TEST
+    targets = layers(SOFT_TARGETS.format(source=soft[0], batch=batch)) if soft else []
+    mixed = ["soft/mixed"] if soft else []
+    mix = pb2.LayerParameter(
+        name="mixup",
+        type="Mixup",
+        bottom=[f"{image}/unmixed", *(["soft/flat"] if soft else []), f"{label}/unmixed"],
+        top=[image, *mixed, "mixup/one_hot"],
+    )
+    mix.include.add().phase = pb2.TRAIN
+    mix.mixup_param.alpha = alpha
+    mix.mixup_param.label_classes = classes
+    target = "mixup/one_hot"
+    if soft:
+        target = "mixup/target"
+        blend = pb2.LayerParameter(
+            name="mixup/target", type="Eltwise", bottom=["soft/mixed", "mixup/one_hot"], top=[target]
+        )
+        blend.include.add().phase = pb2.TRAIN
+        blend.eltwise_param.operation = pb2.EltwiseParameter.SUM
+        blend.eltwise_param.coeff.extend([soft[1], 1 - soft[1]])
+        mixed_layers = [mix, blend]
+    else:
+        mixed_layers = [mix]
+    at = list(net.layer).index(data) + 1
+    rest = list(net.layer)
+    del net.layer[:]
+    net.layer.extend(rest[:at] + targets + mixed_layers + rest[at:])
+    net.layer.extend(cross_entropy("mixup", logits, target, batch, 1.0))
 
 
 def write_net(
@@ -190,11 +246,12 @@ def write_net(
     augment: Path | None = None,
     classifier_as: str | None = None,
     soft: tuple[Path, float] | None = None,
+    mixup: float | None = None,
 ) -> int:
     """train_val.prototxt with the data paths of this dataset, the exact TEST batch, one
     output per class (the classifier named classifier_as when given), the augmentation file's fields in
-    the TRAIN transform_param and, with soft = (LMDB, weight), the soft-target loss;
-    returns the TRAIN batch size."""
+    the TRAIN transform_param, with soft = (LMDB, weight) the soft-target loss and with mixup
+    (its alpha) mixed examples; returns the TRAIN batch size."""
     pb2 = caffe_pb2()
     net = text_format.Parse(source.read_text(), pb2.NetParameter())
     train_batch = 0
@@ -212,8 +269,11 @@ def write_net(
             if augment:
                 layer.transform_param.MergeFrom(read_augmentation(augment))
     set_classes(net, classes, "SoftmaxWithLoss", classifier_as)
-    if soft:
-        add_soft_loss(net, soft[0].resolve(), train_batch, soft[1])
+    soft = (soft[0].resolve(), soft[1]) if soft else None
+    if mixup:
+        add_mixup(net, mixup, classes, train_batch, soft)
+    elif soft:
+        add_soft_loss(net, soft[0], train_batch, soft[1])
     atomic.write_text(target, text_format.MessageToString(net))
     return train_batch
 
@@ -310,10 +370,11 @@ def check_same_recipe(
     targets: dict | None,
     lr_policy: str,
     seed: int | None,
+    mixup: float | None = None,
 ) -> None:
     """A run folder resumes only the recipe it began (its run.json, info; nothing to check for
-    a new run): the same net, start weights, augmentation, soft targets, learning-rate policy
-    and, when one is given, seed. A snapshot of another recipe would be trained on silently."""
+    a new run): the same net, start weights, augmentation, soft targets, mixup, learning-rate
+    policy and, when one is given, seed. A snapshot of another recipe would be trained on silently."""
     if not info:
         return
     if info.get("net") != net:
@@ -327,6 +388,8 @@ def check_same_recipe(
         )
     if info.get("soft") != targets:
         raise TrainError(f"{run_dir} trains with soft targets {info.get('soft')}, not {targets}: choose another RUN")
+    if info.get("mixup") != mixup:
+        raise TrainError(f"{run_dir} trains with mixup {info.get('mixup')}, not {mixup}: choose another RUN")
     policy = info.get("schedule", {}).get("policy", "multistep")  # runs from before --lr-policy were multistep
     if policy != lr_policy:
         raise TrainError(f"{run_dir} runs the {policy} learning rate policy, not {lr_policy}: choose another RUN")
@@ -348,11 +411,12 @@ def train(
     soft: Path | None = None,
     soft_weight: float = SOFT_WEIGHT,
     lr_policy: str = "multistep",
+    mixup: float | None = None,
 ) -> dict:
     """Start or resume one run, from weights (a .caffemodel) instead of random ones when given,
     with the solver's random seed unless seed is given, with the training images augmented as
-    an augmentation file says when augment names one, the learning rate following lr_policy
-    (train.schedule.POLICIES); returns its run.json."""
+    an augmentation file says when augment names one, mixed with mixup's alpha when given, the
+    learning rate following lr_policy (train.schedule.POLICIES); returns its run.json."""
     folder = net_dir(net)
     net = folder.name
     manifest = check_data(data)
@@ -373,7 +437,7 @@ def train(
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     soft_path = (data / soft if not soft.is_absolute() and (data / soft).exists() else soft) if soft else None
     targets = check_soft(soft_path, data, soft_weight, len(manifest.get("classes", range(7)))) if soft_path else None
-    check_same_recipe(run_dir, info, net, start, augmented, targets, lr_policy, seed)
+    check_same_recipe(run_dir, info, net, start, augmented, targets, lr_policy, seed, mixup)
     val_size = lmdb_size(data / "val_lmdb")
     snapshots = run_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -391,6 +455,7 @@ def train(
         augmentation,
         classifier_as,
         (soft_path, soft_weight) if soft_path else None,
+        mixup,
     )
     schedule = Schedule(
         epochs=epochs,
@@ -439,6 +504,7 @@ def train(
             "base_lr": base_lr if base_lr is not None else info.get("base_lr"),
             "fresh_layers": fresh,
             "soft": targets,
+            "mixup": mixup,
             "engine": os.environ.get("CAFFE_ENGINE") or "DNNL (the build's default)",
             "command": " ".join(command),
             "data": {

@@ -75,6 +75,12 @@ def recipe(run: Path) -> dict:
     shape = next(layer.input_param.shape[0].dim for layer in deploy.layer if layer.type == "Input")
     augment = [f"random {transform.crop_size}x{transform.crop_size} crops"] if transform.crop_size else []
     augment = (["mirror"] if transform.mirror else []) + augment + augmentation_steps(transform)
+    augment += [
+        f"mixup (each image and its target mixed with another's of the batch, the weight drawn from "
+        f"Beta({layer.mixup_param.alpha:g}, {layer.mixup_param.alpha:g}))"
+        for layer in net.layer
+        if layer.type == "Mixup"
+    ]
     if solver.lr_policy == "poly":
         falls = f"x (1 - iteration / {solver.max_iter})^{solver.power:g} (poly)"
     else:
@@ -333,6 +339,7 @@ def card(
     weights += f" SEED={info['seed']}" if seeded else ""
     weights += f" AUGMENT={info['augment']['name']}" if info.get("augment") else ""
     weights += f" LR={info['base_lr']:g}" if info.get("base_lr") else ""
+    weights += f" MIXUP={info['mixup']:g}" if info.get("mixup") else ""
     weights += f" LR_POLICY={schedule['policy']}" if schedule.get("policy", "multistep") != "multistep" else ""
     preprocess_line, data = reproduce_preprocess(manifest, preprocess_args)
     soft = info.get("soft")
