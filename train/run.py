@@ -171,6 +171,7 @@ layer {{ name: "{name}/loss" type: "Reduction" bottom: "{name}/product" top: "{n
 
 
 def layers(text: str) -> list:
+    """The layers of a prototxt fragment."""
     return list(text_format.Parse(text, caffe_pb2().NetParameter()).layer)
 
 
@@ -218,23 +219,19 @@ def add_mixup(net, alpha: float, classes: int, batch: int, soft: tuple[Path, flo
     mix.include.add().phase = pb2.TRAIN
     mix.mixup_param.alpha = alpha
     mix.mixup_param.label_classes = classes
+    added = [*targets, mix]
     target = "mixup/one_hot"
-    if soft:
+    if soft:  # weight x soft + (1 - weight) x one-hot, both mixed alike
         target = "mixup/target"
-        blend = pb2.LayerParameter(
-            name="mixup/target", type="Eltwise", bottom=["soft/mixed", "mixup/one_hot"], top=[target]
-        )
+        blend = pb2.LayerParameter(name=target, type="Eltwise", bottom=["soft/mixed", "mixup/one_hot"], top=[target])
         blend.include.add().phase = pb2.TRAIN
         blend.eltwise_param.operation = pb2.EltwiseParameter.SUM
         blend.eltwise_param.coeff.extend([soft[1], 1 - soft[1]])
-        mixed_layers = [mix, blend]
-    else:
-        mixed_layers = [mix]
-    at = list(net.layer).index(data) + 1
-    rest = list(net.layer)
+        added.append(blend)
+    every = list(net.layer)
+    at = every.index(data) + 1  # before the first layer that reads the image
     del net.layer[:]
-    net.layer.extend(rest[:at] + targets + mixed_layers + rest[at:])
-    net.layer.extend(cross_entropy("mixup", logits, target, batch, 1.0))
+    net.layer.extend(every[:at] + added + every[at:] + cross_entropy("mixup", logits, target, batch, 1.0))
 
 
 def write_net(
