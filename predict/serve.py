@@ -101,11 +101,14 @@ class Job:
 
 @dataclass
 class Session:
-    """A camera session: its tracker and when it started."""
+    """A camera session: its tracker and when it started. Frames are labelled and sessions saved
+    on the server's worker threads: lock guards the tracker, so that a save never reads it while
+    a frame updates it."""
 
     tracker: Tracker
     started: float = field(default_factory=time.time)
     frames: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Service:
@@ -239,9 +242,12 @@ class Service:
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
         time_s = round(time.time() - session.started, 3)
-        faces = session.tracker.update(session.frames, time_s, self.faces(image))
-        session.frames += 1
-        return {"schema": SCHEMA, "frame": session.frames - 1, "time_s": time_s, "faces": faces}
+        found = self.faces(image)
+        with session.lock:
+            faces = session.tracker.update(session.frames, time_s, found)
+            session.frames += 1
+            frame = session.frames - 1
+        return {"schema": SCHEMA, "frame": frame, "time_s": time_s, "faces": faces}
 
     def save_session(self, session_id: str) -> dict:
         """Write the session's summary (JSON, CSV, timeline) under sessions/; their URLs."""
@@ -249,14 +255,15 @@ class Service:
         if session is None:
             raise UploadError(404, f"no camera session {session_id!r} (no frame was labelled, or it expired)")
         base = self.out / "sessions" / f"camera-{time.strftime('%Y%m%d-%H%M%S')}-{session_id[:8]}"
-        header = {
-            "schema": SCHEMA,
-            "model": self.recognizer.model,
-            "source": "browser camera",
-            "frames": session.frames,
-        }
-        summary = summarise(session.tracker, header)
-        json_path, csv_path, timeline = write_summary(base, summary, session.tracker)
+        with session.lock:
+            header = {
+                "schema": SCHEMA,
+                "model": self.recognizer.model,
+                "source": "browser camera",
+                "frames": session.frames,
+            }
+            summary = summarise(session.tracker, header)
+            json_path, csv_path, timeline = write_summary(base, summary, session.tracker)
         return {
             "summary": summary,
             "files": {
