@@ -170,6 +170,12 @@ layer {{ name: "{name}/loss" type: "Reduction" bottom: "{name}/product" top: "{n
 """
 
 
+def train_data_layer(net):
+    """The Data layer that feeds training (one with no phase feeds both)."""
+    train = caffe_pb2().TRAIN
+    return next(x for x in net.layer if x.type == "Data" and (not x.include or x.include[0].phase == train))
+
+
 def layers(text: str) -> list:
     """The layers of a prototxt fragment."""
     return list(text_format.Parse(text, caffe_pb2().NetParameter()).layer)
@@ -202,7 +208,7 @@ def add_mixup(net, alpha: float, classes: int, batch: int, soft: tuple[Path, flo
     targets + (1 - weight) x the one-hot labels (the same loss as add_soft_loss's, cross-entropy
     being linear in its target, for unmixed examples). The hard-label loss stays for TEST."""
     pb2 = caffe_pb2()
-    data = next(x for x in net.layer if x.type == "Data" and (not x.include or x.include[0].phase == pb2.TRAIN))
+    data = train_data_layer(net)
     image, label = data.top
     data.top[:] = [f"{image}/unmixed", f"{label}/unmixed"]
     logits = classifier(net, "SoftmaxWithLoss").top[0]

@@ -27,7 +27,7 @@ from ferlib.faces import DEFAULT_TEMPLATE
 from ferlib.model_folder import MODEL_FOLDER, ModelError, write_model
 from train.caffe_log import parse
 from train.evaluate import names, peak_on_test, peak_sentence, per_class_markdown, tta_markdown
-from train.run import caffe_pb2
+from train.run import caffe_pb2, train_data_layer
 from train.teacher import TEACHER_FILE
 
 
@@ -67,11 +67,7 @@ def recipe(run: Path) -> dict:
     solver = text_format.Parse((run / "solver.prototxt").read_text(), pb2.SolverParameter())
     net = text_format.Parse((run / "train_val.prototxt").read_text(), pb2.NetParameter())
     deploy = text_format.Parse((run / "deploy.prototxt").read_text(), pb2.NetParameter())
-    transform = next(
-        layer.transform_param
-        for layer in net.layer
-        if layer.type == "Data" and (not layer.include or layer.include[0].phase == pb2.TRAIN)
-    )
+    transform = train_data_layer(net).transform_param
     shape = next(layer.input_param.shape[0].dim for layer in deploy.layer if layer.type == "Input")
     augment = [f"random {transform.crop_size}x{transform.crop_size} crops"] if transform.crop_size else []
     augment = (["mirror"] if transform.mirror else []) + augment + augmentation_steps(transform)
