@@ -121,12 +121,16 @@ as_member() {  # ENSEMBLE NAME...: choose_on_both_paths over the two members of 
   }
 }
 
-promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME (the run whose snapshot its
-  # report.json chose), unless made: a model measured in $RUNS becomes one a user may choose, with its card
+run_behind() {  # FOLDER: the run folder behind shipped model FOLDER (the run whose snapshot its report.json chose)
+  .venv/bin/python -c 'import json, pathlib, sys; print(pathlib.Path(json.load(open(sys.argv[1]))["model"]).parents[1])' \
+    "$1/report.json"
+}
+
+promote() {  # NAME: make ship again, into models/, of the run behind $RUNS/NAME (run_behind), unless made: a model
+  # measured in $RUNS becomes one a user may choose, with its card
   local name=$1 run
   made "models/$name" && return
-  run=$(.venv/bin/python -c 'import json, pathlib, sys; print(pathlib.Path(json.load(open(sys.argv[1]))["model"]).parents[1].name)' \
-    "$RUNS/$name/report.json")
+  run=$(basename "$(run_behind "$RUNS/$name")")
   make ship RUNS="$RUNS" RUN="$run" NAME="$name" MODELS=models
 }
 

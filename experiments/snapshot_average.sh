@@ -10,12 +10,11 @@
 #     bash experiments/snapshot_average.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source experiments/lib.sh  # RUNS=
+source experiments/lib.sh  # RUNS=, run_behind, made
 : "${MODEL:?MODEL=the model folder shipped from the run}" "${FROM:?FROM=the first iteration averaged}"
 DATA=${DATA:-data/fer2013-rawview}
 name=$(basename "$MODEL")
-run=$(dirname "$(dirname "$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"])' \
-  "$MODEL/report.json")")")
+run=$(run_behind "$MODEL")
 folders=()
 for weights in "$run"/snapshots/*_iter_*.caffemodel; do
   iteration=${weights##*_iter_}
