@@ -28,6 +28,7 @@ if not (CHROMIUM and DRIVER):
         allow_module_level=True,
     )
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service as DriverService  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -102,7 +103,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
 
 def wait_for_text(driver, element_id: str, words: str, seconds: float = 90) -> str:
-    WebDriverWait(driver, seconds).until(lambda d: words in d.find_element(By.ID, element_id).text)
+    """The element's text once it holds WORDS; on timeout a failure that quotes what the page
+    showed instead, its error lines included (a wait that only timed out said nothing of why)."""
+    try:
+        WebDriverWait(driver, seconds).until(lambda d: words in d.find_element(By.ID, element_id).text)
+    except TimeoutException:
+        errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".error") if e.text]
+        shown = driver.find_element(By.ID, element_id).text
+        pytest.fail(f"#{element_id} never showed {words!r} in {seconds:g} s: it shows {shown!r}; page errors: {errors}")
     return driver.find_element(By.ID, element_id).text
 
 
