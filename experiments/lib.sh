@@ -6,7 +6,7 @@ FER2013=${FER2013:-../shared/data/fer2013.csv.gz}
 RUNS=${RUNS:-runs}
 
 both_views_data() {  # DATA and CROPS of the both-views recipes, unless given, each made here if missing: the dataset
-  # of both views and the same images as plain crops (the --raw path's faces); about 2 min on 2 cores
+  # of both views and the same images as plain crops (the --raw path's faces); about 5 min on 2 cores
   DATA=${DATA:-data/fer2013-rawview}
   CROPS=${CROPS:-data/fer2013-plain}
   [ -f "$DATA/manifest.json" ] || make preprocess FER2013="$FER2013" DATA="$DATA" ARGS="--raw-view --no-images"
@@ -15,7 +15,8 @@ both_views_data() {  # DATA and CROPS of the both-views recipes, unless given, e
 
 both_views_inputs() {  # both_views_data, and TEACHER, unless given, made here if missing: the default before the
   # both-views models (fer2013_vgg_warm + fer2013_reference150 with mirror, out of git history; a face's target is its
-  # mean over the two views), as experiments/fer2013_raw_view.sh first made it; about 5 min on 2 cores
+  # mean over the two views), as experiments/fer2013_raw_view.sh first made it; about 17 min on 2 cores
+  # (230k net passes: 28,709 faces, two views, mirrored, two nets)
   both_views_data
   TEACHER=${TEACHER:-$RUNS/teacher2v}
   if [ ! -f "$TEACHER/teacher.json" ]; then
