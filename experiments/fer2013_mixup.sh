@@ -5,8 +5,8 @@
 # Its control is that shipped model: the same recipe, start and seed without mixup. Then both are scored from one
 # run of make ensemble on both paths (aligned $DATA, plain crops $CROPS), each alone with its TTA
 # ($RUNS/fer2013_single_vgg_mixup<a>: MAX_MEMBERS=1, no cost limit), so the two stand on this machine's data side by
-# side. About 1 h 25 min with two threads on 2 vCPUs of an AMD EPYC with AVX2 (8,972 iterations of about 0.5 s,
-# then scoring); make train resumes, and the script run again keeps what it made.
+# side. About 2 h with two threads on 2 vCPUs of an AMD EPYC with AVX2 (8,972 iterations of 0.45-0.65 s, then
+# 25 min of scoring); make train resumes, and the script run again keeps what it made.
 #
 #   FER2013=path/to/fer2013.csv.gz RUNS=/somewhere/runs [MIXUP=0.2] bash experiments/fer2013_mixup.sh
 set -euo pipefail
