@@ -244,9 +244,9 @@ class Service:
         time_s = round(time.time() - session.started, 3)
         found = self.faces(image)
         with session.lock:
-            faces = session.tracker.update(session.frames, time_s, found)
+            frame = session.frames
+            faces = session.tracker.update(frame, time_s, found)
             session.frames += 1
-            frame = session.frames - 1
         return {"schema": SCHEMA, "frame": frame, "time_s": time_s, "faces": faces}
 
     def save_session(self, session_id: str) -> dict:
