@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -169,14 +168,6 @@ def rounds(net: str, threads: int, data: Path | None, with_torch: bool) -> dict:
     return row
 
 
-def vector_isa() -> str:
-    """The widest vector instruction set the CPU reports."""
-    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
-    return next(
-        (name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")) if flag in flags), "SSE"
-    )
-
-
 def onednn_kernels(net: str) -> list[str]:
     """The implementations oneDNN picks for the net's convolutions (ONEDNN_VERBOSE)."""
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
@@ -218,7 +209,7 @@ def main() -> None:
         seconds = caffe_worker(args.net, args.data) if args.worker == "caffe" else torch_worker(args.twin, args.side)
         print(seconds, peak_rss_mb())
         return
-    from bench.common import RESULTS, machine, write_results
+    from bench.common import RESULTS, machine, vector_isa, write_results
 
     try:
         import torch

@@ -1,5 +1,6 @@
-"""bench/train_speed.py keeps the rows of nets it does not measure, and refuses a results file
-that is not its own before measuring anything."""
+"""The benchmarks' results: bench/train_speed.py keeps the rows of nets it does not measure and refuses
+a results file that is not its own before measuring anything; every file names the CPU's vector
+instruction set, since the machines of these sessions differ by it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import vector_isa
 from bench.train_speed import earlier_rows
 
 
@@ -25,3 +27,12 @@ def test_a_results_file_that_is_not_the_benchmarks_stops_it_with_one_line(tmp_pa
     with pytest.raises(SystemExit) as stop:
         earlier_rows(path)
     assert str(stop.value).startswith(f"{path}: not this benchmark's results") and "\n" not in str(stop.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "isa"),
+    [("fpu sse2 avx avx2 fma avx512f avx512bw", "AVX-512"), ("fpu sse2 avx avx2 fma", "AVX2"), ("fpu sse2", "SSE")],
+)
+def test_the_vector_instruction_set_is_the_widest_flag_of_the_first_processor(flags: str, isa: str) -> None:
+    cpuinfo = f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: fpu\n"
+    assert vector_isa(cpuinfo) == isa
