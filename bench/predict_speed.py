@@ -11,7 +11,9 @@ first) on 1,024 crops; the batch figures
 from `python -m predict.batch` on 200 photos, on a process pool and on a local Ray cluster,
 with 1 and 2 workers (start-up taken off: a job on the first 25 photos is timed too). With
 --against, the video runs again for both models in turn (five rounds each), and their ratio
-is recorded: machines here differ by 10-40%, a ratio measured side by side does not.
+is recorded: machines here differ by 10-40%, a ratio measured side by side does not. So is
+the video's rate as it runs (the whole frame searched every 5th frame, --rescan) against the
+whole frame every frame (--rescan 1), three rounds each in turn.
 """
 
 from __future__ import annotations
@@ -53,12 +55,11 @@ def make_video(path: Path, frames: int) -> None:
     writer.release()
 
 
-def predict_video(clip: Path, model: Path, out: Path, tta: str | None) -> tuple[float | None, float]:
-    """Run python -m predict on a video (the model's own TTA unless tta is given); frames/s, peak RSS MB."""
+def predict_video(clip: Path, model: Path, out: Path, options: list[str]) -> tuple[float | None, float]:
+    """Run python -m predict on a video with the options given (none: as a user runs it, the
+    model's own TTA); frames/s, peak RSS MB."""
     command = [sys.executable, "-c", PEAK_RSS_WRAPPER, str(clip), "--model", str(model), "--out", str(out)]
-    run = subprocess.run(
-        command + (["--tta", tta] if tta else []), cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    run = subprocess.run(command + options, cwd=ROOT, capture_output=True, text=True, check=True)
     fps = re.search(r"\(([\d.]+) frames/s\)", run.stderr)
     return (float(fps[1]) if fps else None), round(int(re.search(r"peak_rss_kb (\d+)", run.stderr)[1]) / 1024, 1)
 
@@ -139,27 +140,33 @@ def main() -> None:
         clip = Path(tmp) / "clip.avi"
         make_video(clip, args.frames)
         others = [tta for tta in ("mirror", "ten") if tta != results["tta"]]
-        for tta, key in [(None, "")] + [(tta, f"_tta_{tta}") for tta in others]:
-            fps, rss_mb = predict_video(clip, args.model, Path(tmp) / "out.mp4", tta)
+        for options, key in [([], "")] + [(["--tta", tta], f"_tta_{tta}") for tta in others]:
+            fps, rss_mb = predict_video(clip, args.model, Path(tmp) / "out.mp4", options)
             results[f"video_640x480_frames_per_second{key}"] = fps
             results[f"video_peak_rss_mb{key}"] = rss_mb
+        out = Path(tmp) / "out.mp4"
+        rates, ratio = side_by_side(clip, out, (args.model, []), (args.model, ["--rescan", "1"]), rounds=3)
+        results["video_rescan_side_by_side_frames_per_second"] = {"default": rates[0], "rescan_1": rates[1]}
+        results["video_rescan_ratio"] = ratio
         if args.against:
-            results.update(video_side_by_side(clip, args.model, args.against, Path(tmp) / "out.mp4"))
+            rates, ratio = side_by_side(clip, out, (args.model, []), (args.against, []))
+            results["video_against"] = str(args.against)
+            results["video_side_by_side_frames_per_second"] = {"model": rates[0], "against": rates[1]}
+            results["video_side_by_side_ratio"] = ratio
     write_results("predict_speed", results)
 
 
-def video_side_by_side(clip: Path, model: Path, against: Path, out: Path, rounds: int = 5) -> dict:
-    """Both models' video frames/s, alternating, and the ratio of their medians."""
-    rates: dict[str, list[float | None]] = {"model": [], "against": []}
+def side_by_side(
+    clip: Path, out: Path, first: tuple[Path, list[str]], second: tuple[Path, list[str]], rounds: int = 5
+) -> tuple[tuple[list[float | None], list[float | None]], float]:
+    """The video frames/s of two (model, options) runs, alternating, and the ratio of their
+    medians (first over second)."""
+    rates: tuple[list[float | None], list[float | None]] = ([], [])
     for _ in range(rounds):
-        for key, folder in (("model", model), ("against", against)):
-            rates[key].append(predict_video(clip, folder, out, None)[0])
-    medians = {key: float(np.median([r for r in values if r])) for key, values in rates.items()}
-    return {
-        "video_against": str(against),
-        "video_side_by_side_frames_per_second": rates,
-        "video_side_by_side_ratio": round(medians["model"] / medians["against"], 3),
-    }
+        for rate, (model, options) in zip(rates, (first, second)):
+            rate.append(predict_video(clip, model, out, options)[0])
+    medians = [float(np.median([r for r in values if r])) for values in rates]
+    return rates, round(medians[0] / medians[1], 3)
 
 
 if __name__ == "__main__":

@@ -86,9 +86,11 @@ class Recognizer:
         )
         return mean if self.temperature == 1.0 else calibrated(mean, self.temperature)
 
-    def faces(self, image: np.ndarray) -> list[dict]:
-        """Every face of a gray, BGR or BGRA image: box, landmarks, score and expression."""
-        found = self.detector.detect(image)
+    def faces(self, image: np.ndarray, near: list[list[float]] | None = None) -> list[dict]:
+        """Every face of a gray, BGR or BGRA image: box, landmarks, score and expression; with
+        near (the boxes of faces seen in an earlier frame), only the faces near those boxes,
+        several times faster (FaceDetector.detect_near)."""
+        found = self.detector.detect(image) if near is None else self.detector.detect_near(image, near)
         if not found:
             return []
         gray = to_gray(image)

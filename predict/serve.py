@@ -41,7 +41,7 @@ from predict.outputs import UsageError, claim_folder
 from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
 from predict.summary import summarise, write_summary
 from predict.tracking import MAX_SMOOTHING, Tracker
-from predict.video import label_video
+from predict.video import RESCAN, label_video
 
 STATIC = Path(__file__).parent / "static"
 MAX_SESSIONS = 16  # camera sessions kept in memory; the least recently used goes first
@@ -101,13 +101,15 @@ class Job:
 
 @dataclass
 class Session:
-    """A camera session: its tracker and when it started. Frames are labelled and sessions saved
-    on the server's worker threads: lock guards the tracker, so that a save never reads it while
-    a frame updates it."""
+    """A camera session: its tracker, when it started and the faces of its last frame (the next
+    is searched near them, and whole every RESCAN-th frame, as a video's frames are). Frames are
+    labelled and sessions saved on the server's worker threads: lock guards the tracker, so that
+    a save never reads it while a frame updates it."""
 
     tracker: Tracker
     started: float = field(default_factory=time.time)
     frames: int = 0
+    faces: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -137,9 +139,9 @@ class Service:
             "video_types": sorted(VIDEO_SUFFIXES),
         }
 
-    def faces(self, image: np.ndarray) -> list[dict]:
+    def faces(self, image: np.ndarray, near: list[list[float]] | None = None) -> list[dict]:
         with self.lock:
-            return self.recognizer.faces(image)
+            return self.recognizer.faces(image, near)
 
     def save_upload(self, name: str, chunks, limit: int, suffixes: set[str]) -> Path:
         """The upload written under uploads/ with a name of the server's making (the client's
@@ -242,10 +244,13 @@ class Service:
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
         time_s = round(time.time() - session.started, 3)
-        found = self.faces(image)
+        with session.lock:
+            whole = not session.faces or session.frames % RESCAN == 0
+            near = None if whole else [face["box"] for face in session.faces]
+        found = self.faces(image, near)
         with session.lock:
             frame = session.frames
-            faces = session.tracker.update(frame, time_s, found)
+            faces = session.faces = session.tracker.update(frame, time_s, found)
             session.frames += 1
         return {"schema": SCHEMA, "frame": frame, "time_s": time_s, "faces": faces}
 

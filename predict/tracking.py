@@ -11,15 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def iou(a: list[float], b: list[float]) -> float:
-    """Intersection over union of two [x, y, width, height] boxes."""
-    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+from ferlib.faces import iou
 
 
 @dataclass

@@ -75,40 +75,54 @@ def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[C
             )
 
 
+RESCAN = 5  # video: the whole frame is searched for faces every RESCAN-th labelled frame
+
+
 def tracked_frames(
-    recognizer: Recognizer, video: Video, tracker: Tracker, every: int = 1
+    recognizer: Recognizer, video: Video, tracker: Tracker, every: int = 1, rescan: int = RESCAN
 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Each decodable frame of the open video (at the video's size, BGR) and its document:
     schema, model, frame, time_s and the faces with their track ids. Only every n-th frame
-    goes through the nets; the frames between carry its faces, as the annotated video shows."""
+    goes through the nets; the frames between carry its faces, as the annotated video shows.
+    Of the frames labelled, every rescan-th, and every one after a frame without faces, is
+    searched whole; the others only near the faces of the frame before (a new face shows
+    within rescan labelled frames): MTCNN over a whole frame is most of a frame's time."""
     faces: list[dict] = []
+    labelled = 0
     for count, (index, frame) in enumerate(video.frames()):
         if (frame.shape[1], frame.shape[0]) != video.size:
             frame = cv2.resize(frame, video.size)
         time_s = round(index / video.fps, 3)
         if count % every == 0:
-            faces = tracker.update(index, time_s, recognizer.faces(frame))
+            near = [face["box"] for face in faces] if faces and labelled % rescan != 0 else None
+            faces = tracker.update(index, time_s, recognizer.faces(frame, near))
+            labelled += 1
         yield frame, {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s, "faces": faces}
 
 
 def track(
-    source: str | Path | int, recognizer: Recognizer | None = None, every: int = 1, smooth: float = 0.7
+    source: str | Path | int,
+    recognizer: Recognizer | None = None,
+    every: int = 1,
+    smooth: float = 0.7,
+    rescan: int = RESCAN,
 ) -> Iterator[dict]:
     """The Python API's video: each frame of a video file, a stream URL (rtsp://, http://...)
     or a camera (an index) as the CLI's JSON line gives it (frame, time_s, faces), each face
     with its track id and its probabilities smoothed along the track (smooth as --smooth;
-    0 switches smoothing off). Reads frames only as the caller asks for them, writes
+    0 switches smoothing off; rescan as --rescan). Reads frames only as the caller asks for them, writes
     nothing, and ends with the video, or (a stream or camera) when the caller stops
     iterating. Bad arguments raise ValueError at once; a source that cannot be opened
     raises InputError when the first frame is asked for."""
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a whole number of frames, 1 or more, got {every!r}")
+    for name, value in (("every", every), ("rescan", rescan)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of frames, 1 or more, got {value!r}")
     recognizer = recognizer or Recognizer()
     tracker = Tracker(recognizer.labels, smooth)  # ValueError for a smooth out of its bounds
 
     def documents(video: Video) -> Iterator[dict]:
         with video:
-            for _, doc in tracked_frames(recognizer, video, tracker, every):
+            for _, doc in tracked_frames(recognizer, video, tracker, every, rescan):
                 yield doc
 
     return documents(Video(source))
@@ -122,6 +136,7 @@ def label_video(
     smooth: float = 0.7,
     landmarks: bool = True,
     on_frame: Callable[[dict], None] | None = None,
+    rescan: int = RESCAN,
 ) -> LabelledVideo:
     """Label video into the annotated video out and its summary beside it. on_frame gets each
     frame's document (schema, model, frame, time_s, faces). A file interrupted (Ctrl-C)
@@ -132,7 +147,7 @@ def label_video(
     with video:
         with annotated_video(out, video.fps, video.size) as write:
             try:
-                for frame, doc in tracked_frames(recognizer, video, tracker, every):
+                for frame, doc in tracked_frames(recognizer, video, tracker, every, rescan):
                     write(annotate(frame, doc["faces"], landmarks))
                     count += 1
                     if on_frame:

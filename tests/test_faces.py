@@ -180,3 +180,18 @@ def test_central_face_prefers_large_and_central() -> None:
     corner = Face((0.0, 0.0, 30.0, 30.0), 0.99, points)
     centre = Face((30.0, 30.0, 28.0, 28.0), 0.9, points)
     assert central_face([corner, centre], (88, 88)) == centre
+
+
+def test_detect_near_finds_the_face_near_a_box_once_and_nothing_far_from_it(detector: FaceDetector) -> None:
+    canvas = np.full((480, 800, 3), 100, np.uint8)
+    canvas[100:356, 60:316] = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256))
+    (whole,) = detector.detect(canvas)
+    x, y, w, h = whole.box
+    moved = [x + 0.2 * w, y - 0.2 * h, w * 0.8, h * 0.8]  # where the face was a frame before, about
+    (near,) = detector.detect_near(canvas, [moved, [x, y, w, h]])  # two regions, one face
+    assert box_iou(xyxy(near.box), xyxy(whole.box)) > 0.9
+    assert np.abs(np.subtract(near.landmarks, whole.landmarks)).max() < 3
+    assert detector.detect_near(canvas, [[600, 200, w, h]]) == []  # gray wall there
+    assert detector.detect_near(canvas, []) == []
+    edge = detector.detect_near(canvas, [[x - 40, y, w, h]])  # a region cut by the image's edge
+    assert len(edge) == 1 and edge[0].box[0] >= 0

@@ -174,6 +174,11 @@ def _(i: Path, s: Path, m: Path) -> list[str]:
     return [str(_video(i / "v.avi", 3)), "--no-detect"]
 
 
+@case("--rescan 0", 2, "--rescan")
+def _(i: Path, s: Path, m: Path) -> list[str]:
+    return [str(_video(i / "v.avi", 3)), "--rescan", "0"]
+
+
 @case("--min-face 0", 2, "--min-face")
 def _(i: Path, s: Path, m: Path) -> list[str]:
     return [str(image(i)), "--min-face", "0"]

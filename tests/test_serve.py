@@ -187,11 +187,17 @@ def test_only_the_newest_finished_video_jobs_are_kept(
     assert [http.get(f"/api/jobs/{i}").status_code for i in (*ids[1:], newest)] == [200, 200, 200]
 
 
-def test_a_camera_session_keeps_track_ids_and_saves_its_summary(client: tuple[TestClient, Path]) -> None:
+def test_a_camera_session_keeps_track_ids_and_saves_its_summary(
+    client: tuple[TestClient, Path], recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     http, out = client
+    searched = []
+    faces = recognizer.faces
+    monkeypatch.setattr(recognizer, "faces", lambda image, near=None: searched.append(near) or faces(image, near))
     frames = [np.roll(PHOTO, shift, axis=1) for shift in (0, 4, 8)]
     replies = [http.post("/api/frame?session=cam1", content=png(frame)).json() for frame in frames]
     assert [[f["track"] for f in r["faces"]] for r in replies] == [[1], [1], [1]]
+    assert searched == [None, [replies[0]["faces"][0]["box"]], [replies[1]["faces"][0]["box"]]]  # then near them
     assert [r["frame"] for r in replies] == [0, 1, 2]
     assert replies[-1]["faces"][0]["frame_probabilities"]  # smoothed, with this frame's own kept
     saved = http.post("/api/sessions/cam1/save").json()

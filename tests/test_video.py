@@ -22,6 +22,7 @@ from hostile import call, command, one_error_line
 from predict import InputError, Recognizer, track
 from predict.__main__ import main
 from predict.tracking import Tracker, iou
+from predict.video import tracked_frames
 
 PHOTO = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
@@ -75,6 +76,66 @@ def test_every_nth_frame_and_no_smoothing(tmp_path: Path, capsys: pytest.Capture
     assert json.loads((tmp_path / "a.mp4.summary.json").read_text())["tracks"][0]["frames"] == 2
 
 
+class Scripted:
+    """A recognizer whose frames hold one face except those listed, and which records what
+    each call of faces() was asked to search: None (the whole frame) or the boxes near."""
+
+    model = {"name": "scripted"}
+    labels = ("a", "b")
+
+    def __init__(self, empty: set[int]):
+        self.empty, self.calls = empty, []
+
+    def faces(self, frame: np.ndarray, near: list[list[float]] | None = None) -> list[dict]:
+        index = int(frame[0, 0, 0])
+        self.calls.append(near)
+        if index in self.empty:
+            return []
+        return [{"box": [index, 0.0, 10.0, 10.0], "probabilities": {"a": 1.0, "b": 0.0}, "top_k": [["a", 1.0]]}]
+
+
+class Frames:
+    """A video of n 4x4 frames, each filled with its index."""
+
+    live, fps, size = False, 10.0, (4, 4)
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def frames(self):
+        return ((i, np.full((4, 4, 3), i, np.uint8)) for i in range(self.n))
+
+
+def test_the_whole_frame_is_searched_every_rescan_th_labelled_frame_and_after_one_without_faces() -> None:
+    recognizer = Scripted(empty={4})
+    docs = [doc for _, doc in tracked_frames(recognizer, Frames(10), Tracker(recognizer.labels), rescan=3)]
+    whole = [near is None for near in recognizer.calls]
+    assert whole == [True, False, False, True, False, True, True, False, False, True]  # 0, 3, 5 (after 4), 6, 9
+    assert recognizer.calls[1] == [[0.0, 0.0, 10.0, 10.0]]  # near the face of the frame before
+    assert [len(doc["faces"]) for doc in docs] == [1] * 4 + [0] + [1] * 5
+    recognizer = Scripted(empty=set())
+    list(tracked_frames(recognizer, Frames(8), Tracker(recognizer.labels), every=2, rescan=2))
+    assert [near is None for near in recognizer.calls] == [True, False, True, False]  # counted in labelled frames
+
+
+def test_searching_near_the_tracked_faces_labels_as_searching_whole_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = two_faces_clip(tmp_path / "two.avi")
+    runs = []
+    for rescan in ("1", "12"):
+        assert call(main, [str(clip), "--rescan", rescan, "--smooth", "0", "--out", str(tmp_path / "a.mp4")]) == 0
+        docs = [json.loads(line)["faces"] for line in capsys.readouterr().out.splitlines()]
+        runs.append([sorted(faces, key=lambda f: f["track"]) for faces in docs])
+    assert len(runs[1]) == 12
+    for whole, near in zip(*runs):
+        assert [f["track"] for f in near] == [f["track"] for f in whole] == [1, 2]
+        for a, b in zip(whole, near):
+            moved = np.subtract(list(a["landmarks"].values()), list(b["landmarks"].values()))
+            assert np.abs(moved).max() < 2 and iou(a["box"], b["box"]) > 0.8  # boxes differ more than landmarks
+            assert a["label"] == b["label"] and abs(a["probability"] - b["probability"]) < 0.05
+
+
 def test_the_python_api_tracks_as_the_cli_does(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,6 +151,8 @@ def test_the_python_api_tracks_as_the_cli_does(
     assert sorted(f["track"] for f in first["faces"]) == [1, 2] and "frame_probabilities" not in first["faces"][0]
     with pytest.raises(ValueError, match="every"):
         track(clip, every=0)
+    with pytest.raises(ValueError, match="rescan"):
+        track(clip, rescan=0)
     with pytest.raises(ValueError, match="smooth"):
         track(clip, smooth=1.5)
     with pytest.raises(InputError, match="nothing.avi"):
