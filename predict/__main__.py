@@ -99,12 +99,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "* this frame's; 0 switches smoothing off (default: %(default)s)",
     )
     parser.add_argument(
-        "--every", type=cli.number(1, 1000, int), default=1, help="video: label every Nth frame, carry labels between"
+        "--every",
+        type=cli.number(1, 1000, int),
+        default=1,
+        metavar="N",
+        help="video: label every Nth frame, carry labels between",
     )
     parser.add_argument(
         "--rescan",
         type=cli.number(1, 1000, int),
         default=RESCAN,
+        metavar="N",
         help="video: search the whole frame for faces every Nth labelled frame (and after a frame without faces); "
         "between, only near the faces being tracked, about 5 times cheaper, so a new face shows within N "
         "labelled frames; 1: every frame whole (default: %(default)s)",
