@@ -110,10 +110,10 @@ def track(
     """The Python API's video: each frame of a video file, a stream URL (rtsp://, http://...)
     or a camera (an index) as the CLI's JSON line gives it (frame, time_s, faces), each face
     with its track id and its probabilities smoothed along the track (smooth as --smooth;
-    0 switches smoothing off; rescan as --rescan). Reads frames only as the caller asks for them, writes
-    nothing, and ends with the video, or (a stream or camera) when the caller stops
-    iterating. Bad arguments raise ValueError at once; a source that cannot be opened
-    raises InputError when the first frame is asked for."""
+    0 switches smoothing off; every and rescan as --every and --rescan). Reads frames only
+    as the caller asks for them, writes nothing, and ends with the video, or (a stream or
+    camera) when the caller stops iterating. Bad arguments raise ValueError at once; a
+    source that cannot be opened raises InputError when the first frame is asked for."""
     for name, value in (("every", every), ("rescan", rescan)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of frames, 1 or more, got {value!r}")
