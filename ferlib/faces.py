@@ -44,8 +44,10 @@ PAD_FRACTION = 0.25  # replicate-padding on each side of a face crop before dete
 
 # detect_near looks for a face seen a frame or a few before within its box grown by NEAR_MARGIN
 # of its side each way, for faces of at least NEAR_MIN_FACE of its side: a face neither leaves
-# that region nor halves in size between two labelled frames of a video.
-NEAR_MARGIN = 0.5
+# that region nor halves in size between two labelled frames of a video. On a face moving 45 px
+# a frame (its box 55 px) a margin of half the side lost it every other frame, three quarters
+# never; labelling a video took about 3% longer with it (medians of five runs each in turn).
+NEAR_MARGIN = 0.75
 NEAR_MIN_FACE = 0.5
 
 
