@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=RESCAN,
         metavar="N",
         help="video: search the whole frame for faces every Nth labelled frame (and after a frame without faces); "
-        "between, only near the faces being tracked, about 5 times cheaper, so a new face shows within N "
+        "between, only near the faces being tracked, about 4 times cheaper, so a new face shows within N "
         "labelled frames; 1: every frame whole (default: %(default)s)",
     )
     parser.add_argument("--threads", type=cli.number(1, 256, int), help="OpenCV's threads (default: all cores)")
