@@ -138,9 +138,9 @@ class FaceDetector:
         """The faces near boxes (x, y, width, height) of faces seen in an earlier frame, best
         score first: MTCNN on each box's region (grown by NEAR_MARGIN of its side each way)
         for faces of at least NEAR_MIN_FACE of its side. A region around a face costs about a
-        fifth of a whole 640x480 frame (8 against 39 ms on the slowest 2 cores of these
-        sessions; P-Net's pyramid is most of it), which is what keeps a video's frame rate; a
-        face two regions find is kept once."""
+        quarter of a whole 640x480 frame (8-11 against 39-43 ms on the slowest 2 cores of
+        these sessions; P-Net's pyramid is most of it), which is what keeps a video's frame
+        rate; a face two regions find is kept once."""
         rgb = to_rgb(image)
         height, width = rgb.shape[:2]
         found: list[Face] = []
