@@ -41,7 +41,7 @@ from predict.outputs import UsageError, claim_folder
 from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
 from predict.summary import summarise, write_summary
 from predict.tracking import MAX_SMOOTHING, Tracker
-from predict.video import RESCAN, label_video
+from predict.video import label_video, near_boxes
 
 STATIC = Path(__file__).parent / "static"
 MAX_SESSIONS = 16  # camera sessions kept in memory; the least recently used goes first
@@ -102,7 +102,7 @@ class Job:
 @dataclass
 class Session:
     """A camera session: its tracker, when it started and the faces of its last frame (the next
-    is searched near them, and whole every RESCAN-th frame, as a video's frames are). Frames are
+    is searched near them, and whole now and then, as a video's frames are: near_boxes). Frames are
     labelled and sessions saved on the server's worker threads: lock guards the tracker, so that
     a save never reads it while a frame updates it."""
 
@@ -245,8 +245,7 @@ class Service:
                 self.sessions.popitem(last=False)
         time_s = round(time.time() - session.started, 3)
         with session.lock:
-            whole = not session.faces or session.frames % RESCAN == 0
-            near = None if whole else [face["box"] for face in session.faces]
+            near = near_boxes(session.faces, session.frames)
         found = self.faces(image, near)
         with session.lock:
             frame = session.frames

@@ -78,6 +78,13 @@ def annotated_video(dest: Path, fps: float, size: tuple[int, int]) -> Iterator[C
 RESCAN = 5  # video: the whole frame is searched for faces every RESCAN-th labelled frame
 
 
+def near_boxes(faces: list[dict], labelled: int, rescan: int = RESCAN) -> list[list[float]] | None:
+    """Where to search the next labelled frame, given the faces of the last one and the frames
+    labelled so far: None (the whole frame) every rescan-th and after a frame without faces,
+    else the boxes of those faces (Recognizer.faces' near). Videos and camera sessions alike."""
+    return [face["box"] for face in faces] if faces and labelled % rescan != 0 else None
+
+
 def tracked_frames(
     recognizer: Recognizer, video: Video, tracker: Tracker, every: int = 1, rescan: int = RESCAN
 ) -> Iterator[tuple[np.ndarray, dict]]:
@@ -94,8 +101,7 @@ def tracked_frames(
             frame = cv2.resize(frame, video.size)
         time_s = round(index / video.fps, 3)
         if count % every == 0:
-            near = [face["box"] for face in faces] if faces and labelled % rescan != 0 else None
-            faces = tracker.update(index, time_s, recognizer.faces(frame, near))
+            faces = tracker.update(index, time_s, recognizer.faces(frame, near_boxes(faces, labelled, rescan)))
             labelled += 1
         yield frame, {"schema": SCHEMA, "model": recognizer.model, "frame": index, "time_s": time_s, "faces": faces}
 
