@@ -139,12 +139,12 @@ def main() -> None:
                 results[f"batch_{engine}_{workers}_workers_640x480_photos_per_second"] = round(rate, 1)
         clip = Path(tmp) / "clip.avi"
         make_video(clip, args.frames)
+        out = Path(tmp) / "out.mp4"
         others = [tta for tta in ("mirror", "ten") if tta != results["tta"]]
         for options, key in [([], "")] + [(["--tta", tta], f"_tta_{tta}") for tta in others]:
-            fps, rss_mb = predict_video(clip, args.model, Path(tmp) / "out.mp4", options)
+            fps, rss_mb = predict_video(clip, args.model, out, options)
             results[f"video_640x480_frames_per_second{key}"] = fps
             results[f"video_peak_rss_mb{key}"] = rss_mb
-        out = Path(tmp) / "out.mp4"
         rates, ratio = side_by_side(clip, out, (args.model, []), (args.model, ["--rescan", "1"]), rounds=3)
         results["video_rescan_side_by_side_frames_per_second"] = {"default": rates[0], "rescan_1": rates[1]}
         results["video_rescan_ratio"] = ratio

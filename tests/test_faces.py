@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from ferlib.faces import TEMPLATES, Face, FaceDetector, align, central_face, similarity_transform
+from ferlib.faces import TEMPLATES, Face, FaceDetector, align, central_face, iou, similarity_transform
 from ferlib.mtcnn_cascade import pyramid_scales
 from reference_images import lfw_face, reference_images
 
@@ -189,10 +189,10 @@ def test_detect_near_finds_the_face_near_a_box_once_and_nothing_far_from_it(dete
     x, y, w, h = whole.box
     moved = [x + 0.2 * w, y - 0.2 * h, w * 0.8, h * 0.8]  # where the face was a frame before, about
     (near,) = detector.detect_near(canvas, [moved, [x, y, w, h]])  # two regions, one face
-    assert box_iou(xyxy(near.box), xyxy(whole.box)) > 0.9
+    assert iou(near.box, whole.box) > 0.9
     assert np.abs(np.subtract(near.landmarks, whole.landmarks)).max() < 3
     assert detector.detect_near(canvas, [[600, 200, w, h]]) == []  # gray wall there
     assert detector.detect_near(canvas, []) == []
     left = canvas[:, int(x) - 5 :]  # the face 5 px from the left edge: its region is cut there
     (edge,) = detector.detect_near(left, [[5, y, w, h]])
-    assert box_iou(xyxy(edge.box), xyxy((x - int(x) + 5, y, w, h))) > 0.8
+    assert iou(edge.box, (x - int(x) + 5, y, w, h)) > 0.8
