@@ -125,8 +125,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--raw",
         action="store_true",
-        help="with --no-detect: resize each whole crop to the model's input, no alignment (the default model "
-        "is about 3 points less accurate this way on FER2013's PrivateTest; docs/predict.md)",
+        help="with --no-detect: resize each whole crop to the model's input, no alignment (the default model, "
+        "trained on both views of each face, loses 0.2 points this way on FER2013's PrivateTest; models "
+        "trained on aligned faces only lose up to 5; docs/predict.md)",
     )
     parser.add_argument(
         "--top-k", type=cli.number(1, kind=int), default=3, help="labels listed per face, best first (default: 3)"
