@@ -50,13 +50,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("source", help="a folder, a glob in quotes, or a text file listing image paths")
     parser.add_argument("--out", type=Path, required=True, help="the job's folder (new, empty, or this job's)")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="default: %(default)s")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine; ray: Ray Data actors, here or on a cluster (default: %(default)s)",
+    )
     parser.add_argument("--address", help="a Ray cluster's address (--engine ray; default: RAY_ADDRESS or a local one)")
     parser.add_argument(
-        "--workers", type=cli.number(1, 4096, int), default=os.cpu_count() or 1, help="processes or actors"
+        "--workers",
+        type=cli.number(1, 4096, int),
+        default=os.cpu_count() or 1,
+        help="processes (local) or actors (ray), each loading the model once (default: this machine's cores, "
+        "%(default)s)",
     )
-    parser.add_argument("--shard-size", type=cli.number(1, 10**6, int), default=1000, help="images per shard")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder (default: the shipped one)")
+    parser.add_argument(
+        "--shard-size",
+        type=cli.number(1, 10**6, int),
+        default=1000,
+        help="images per shard file; an interrupted job redoes only unfinished shards (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help=f"model folder (default: models/{DEFAULT_MODEL.name}, the shipped default)",
+    )
     parser.add_argument(
         "--no-detect", action="store_true", help="the images are face crops: aligned as in training, then classified"
     )
