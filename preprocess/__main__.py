@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--raw-view",
         action="store_true",
-        help="Training also holds every face's plain crop, resized, as a second record with its label: nets "
+        help="training also holds every face's plain crop, resized, as a second record with its label: nets "
         "learn unaligned faces too (what predict --no-detect --raw sees); twice the training records",
     )
     parser.add_argument(
