@@ -76,8 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model",
         type=Path,
         default=DEFAULT_MODEL,
-        help="model folder: deploy.prototxt, .caffemodel, mean.npy, or an ensemble.json (default: models/"
-        "fer2013_default, the best single model with its TTA; models/fer2013_ensemble: the best ensemble)",
+        help="model folder: deploy.prototxt, .caffemodel, mean.npy, or an ensemble.json (default: "
+        f"models/{DEFAULT_MODEL.name}, the best single model with its TTA; models/fer2013_ensemble: the best ensemble)",
     )
     parser.add_argument(
         "--backend",

@@ -369,7 +369,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=cli.number(1, 65535, int), default=8000, help="port (default: %(default)s)")
     parser.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL, help="model or ensemble folder (default: the shipped default)"
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help=f"model or ensemble folder (default: models/{DEFAULT_MODEL.name}, the best single model with its TTA)",
     )
     parser.add_argument(
         "--out",
