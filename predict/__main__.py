@@ -30,7 +30,7 @@ from predict.outputs import (
     output_folder,
     single_output,
 )
-from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
+from predict.recognizer import DEFAULT_MODEL, DEFAULT_MODEL_HELP, SCHEMA, Recognizer
 from predict.tracking import MAX_SMOOTHING
 from predict.video import RESCAN, label_video
 
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_MODEL,
         help="model folder: deploy.prototxt, .caffemodel, mean.npy, or an ensemble.json (default: "
-        f"models/{DEFAULT_MODEL.name}, the best single model with its TTA; models/fer2013_ensemble: the best ensemble)",
+        f"{DEFAULT_MODEL_HELP}; models/fer2013_ensemble: the best ensemble)",
     )
     parser.add_argument(
         "--backend",

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ferlib import atomic, cli
 from ferlib.model_folder import ModelError
 from predict.media import IMAGE_SUFFIXES, InputError, read_image, show
-from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
+from predict.recognizer import DEFAULT_MODEL, DEFAULT_MODEL_HELP, SCHEMA, Recognizer
 
 JOB_VERSION = 1
 
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model",
         type=Path,
         default=DEFAULT_MODEL,
-        help=f"model folder (default: models/{DEFAULT_MODEL.name}, the shipped default)",
+        help=f"model folder (default: {DEFAULT_MODEL_HELP})",
     )
     parser.add_argument(
         "--no-detect", action="store_true", help="the images are face crops: aligned as in training, then classified"

@@ -18,6 +18,8 @@ from predict.media import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "fer2013_default"  # one model and its TTA (ensemble.json); ensembles go by name
+# how every --model help names the default, so the three commands describe it alike
+DEFAULT_MODEL_HELP = f"models/{DEFAULT_MODEL.name}, the best single model with its TTA"
 SCHEMA = "fer-caffe/1"  # docs/predict.md: the fields of a document and of a face
 
 

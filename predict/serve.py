@@ -38,7 +38,7 @@ from ferlib.nets import NetError
 from predict.drawing import annotate
 from predict.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, Video, read_image
 from predict.outputs import UsageError, claim_folder
-from predict.recognizer import DEFAULT_MODEL, SCHEMA, Recognizer
+from predict.recognizer import DEFAULT_MODEL, DEFAULT_MODEL_HELP, SCHEMA, Recognizer
 from predict.summary import summarise, write_summary
 from predict.tracking import MAX_SMOOTHING, Tracker
 from predict.video import label_video, near_boxes
@@ -372,7 +372,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model",
         type=Path,
         default=DEFAULT_MODEL,
-        help=f"model or ensemble folder (default: models/{DEFAULT_MODEL.name}, the best single model with its TTA)",
+        help=f"model or ensemble folder (default: {DEFAULT_MODEL_HELP})",
     )
     parser.add_argument(
         "--out",
